@@ -1,0 +1,43 @@
+"""scikit-learn faces of the models: validate, build, train, wrap results."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hourglass.estimators.autoencoder import Autoencoder
+from hourglass.estimators.outlier import AutoencoderOutlierDetector
+
+__all__ = ["Autoencoder", "AutoencoderOutlierDetector", "load"]
+
+_CLASSES: dict[str, Any] = {
+    "Autoencoder": Autoencoder,
+    "AutoencoderOutlierDetector": AutoencoderOutlierDetector,
+}
+
+
+def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
+    """Load any model saved by hourglass, whatever its class.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A directory written by ``save`` (or ``hourglass train``).
+    device : str, optional
+        Overrides the saved ``device`` parameter.
+
+    Returns
+    -------
+    Autoencoder or AutoencoderOutlierDetector
+        The fitted estimator.
+    """
+    from hourglass import persistence
+    from hourglass.exceptions import ModelFileError
+
+    class_name = persistence.read_model_dir(path).class_name
+    if class_name not in _CLASSES:
+        raise ModelFileError(
+            f"{path} holds a {class_name!r}, which this hourglass does not know; upgrade "
+            "hourglass to load it."
+        )
+    return _CLASSES[class_name].load(path, device=device)

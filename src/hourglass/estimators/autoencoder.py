@@ -1,0 +1,186 @@
+"""The :class:`Autoencoder` estimator: fit, encode, reconstruct."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import TransformerMixin, _fit_context
+
+from hourglass.estimators._base import BaseAutoencoder, _seed_from
+from hourglass.estimators._input import prepare_input
+
+__all__ = ["Autoencoder"]
+
+
+class Autoencoder(TransformerMixin, BaseAutoencoder):  # type: ignore[misc]
+    """A dense autoencoder with a scikit-learn interface.
+
+    The encoder flattens each sample and maps it through ``hidden_dims`` to a
+    ``latent_dim``-dimensional code; the decoder mirrors it back to the input's
+    shape. With the defaults on 28×28 images this is the reference model:
+    Flatten → Linear(784→64) + ReLU → Linear(64→784) + sigmoid, Glorot-normal
+    weights, zero biases, binary cross-entropy, Adam (lr 1e-3), batch 64,
+    10 epochs, reshuffled every epoch.
+
+    uint8 input (images) is divided by 255 so that it lies in [0, 1]; this
+    happens at fit and at every later call, and is stored with the model.
+
+    Parameters
+    ----------
+    latent_dim : int, default=64
+        Size of the code.
+    hidden_dims : tuple of int, default=()
+        Widths of the encoder's hidden layers, input side first; the decoder
+        uses them in reverse.
+    activation : str, default="relu"
+        Activation after each hidden layer and the code layer: ``"relu"``,
+        ``"leaky_relu"``, ``"elu"``, ``"gelu"``, ``"selu"``, ``"tanh"`` or
+        ``"sigmoid"``.
+    output_activation : {"auto", "sigmoid", "linear"}, default="auto"
+        ``"sigmoid"`` for data in [0, 1]; ``"linear"`` for centred or unbounded
+        data, whose reconstructions are clipped back into the per-feature range
+        seen in training. ``"auto"`` picks sigmoid when the training data lies
+        in [0, 1], linear otherwise.
+    loss : {"auto", "bce", "mse", "mae"}, default="auto"
+        Training loss. ``"auto"`` is binary cross-entropy (computed from
+        logits) for a sigmoid output and mean squared error otherwise.
+    learning_rate : float, default=1e-3
+        Adam's learning rate.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW); 0 gives plain Adam.
+    epochs : int, default=10
+        Passes over the training data (a maximum with ``early_stopping``).
+    batch_size : int, default=64
+        Samples per optimisation step.
+    shuffle : bool, default=True
+        Reshuffle the training data every epoch.
+    validation_fraction : float or None, default=None
+        Fraction of the training data held out to compute ``val_loss`` and
+        ``val_mae`` after every epoch. ``None`` means 0.1 when
+        ``early_stopping`` is on and no validation otherwise. Ignored when
+        ``validation_data`` is passed to :meth:`fit`.
+    early_stopping : bool, default=False
+        Stop when the validation loss (training loss without validation data)
+        has not improved for ``patience`` epochs, and restore the best weights.
+    patience : int, default=5
+        Epochs without improvement tolerated by early stopping.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
+        ``"cuda:N"``.
+    num_threads : int or None, default=None
+        Intra-op threads used by torch during fit and inference on the CPU.
+        ``None`` uses one thread, the fastest choice measured for small dense
+        models (the caller's torch setting is restored afterwards).
+    verbose : int, default=1
+        0 is silent; 1 shows a progress bar during fit.
+    random_state : int, numpy Generator/RandomState or None, default=None
+        Seeds weight initialisation, shuffling and data splits. The same seed
+        gives the same weights on CPU. Global random generators (NumPy's and
+        torch's) are never touched.
+
+    Attributes
+    ----------
+    module_ : hourglass.nn.DenseAutoencoder
+        The trained network.
+    input_shape_ : tuple of int
+        Shape of one training sample.
+    n_features_in_ : int
+        Number of values per sample (product of ``input_shape_``).
+    feature_names_in_ : ndarray of str
+        Column names, when fitted on a DataFrame with string column names.
+    scales_uint8_ : bool
+        Whether the training data was uint8 and scaled by 1/255.
+    output_activation_, loss_ : str
+        The resolved output activation and loss.
+    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+        Per-feature range of the training data (linear outputs are clipped to it).
+    history_ : dict of str to list of float
+        Per-epoch ``loss``, ``mae``, ``epoch_time`` (seconds) and, with
+        validation, ``val_loss`` and ``val_mae``.
+    n_epochs_ : int
+        Epochs actually run.
+    best_epoch_ : int or None
+        0-based epoch whose weights were restored by early stopping.
+    fit_time_ : float
+        Seconds spent in :meth:`fit`.
+    device_ : torch.device
+        Where the model lives.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hourglass import Autoencoder
+    >>> X = np.random.default_rng(0).random((256, 20), dtype=np.float32)
+    >>> ae = Autoencoder(latent_dim=4, epochs=2, verbose=0, random_state=0).fit(X)
+    >>> ae.transform(X).shape
+    (256, 4)
+    >>> ae.reconstruct(X).shape
+    (256, 20)
+    >>> ae.reconstruction_error(X, metric="mse").shape
+    (256,)
+    """
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 64,
+        hidden_dims: tuple[int, ...] = (),
+        activation: str = "relu",
+        output_activation: str = "auto",
+        loss: str = "auto",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        epochs: int = 10,
+        batch_size: int = 64,
+        shuffle: bool = True,
+        validation_fraction: float | None = None,
+        early_stopping: bool = False,
+        patience: int = 5,
+        device: str = "auto",
+        num_threads: int | None = None,
+        verbose: int = 1,
+        random_state: Any = None,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.device = device
+        self.num_threads = num_threads
+        self.verbose = verbose
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
+    def fit(self, X: Any, y: Any = None, *, validation_data: Any = None) -> Autoencoder:
+        """Train the autoencoder to reconstruct ``X``.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor or pandas.DataFrame
+            Training data of shape (n_samples, n_features), (n, h, w) or
+            (n, c, h, w). uint8 data is divided by 255.
+        y : None
+            Ignored; present for scikit-learn pipeline compatibility.
+        validation_data : array-like, optional
+            Data shaped like ``X`` evaluated after every epoch
+            (``history_["val_loss"]``); overrides ``validation_fraction``.
+
+        Returns
+        -------
+        self : Autoencoder
+            The fitted estimator.
+        """
+        prepared = prepare_input(self, X, reset=True)
+        self._fit_prepared(
+            prepared, validation_data=validation_data, seed=_seed_from(self.random_state)
+        )
+        return self

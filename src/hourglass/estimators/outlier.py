@@ -1,0 +1,345 @@
+"""The :class:`AutoencoderOutlierDetector`: reconstruction error as an outlier score."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.base import OutlierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from hourglass.estimators._base import BaseAutoencoder, _seed_from
+from hourglass.estimators._input import PreparedInput, prepare_input
+from hourglass.exceptions import HourglassError, InvalidInputError
+from hourglass.scoring import (
+    ERROR_METRICS,
+    conformal_p_values,
+    conformal_threshold,
+    contamination_threshold,
+)
+
+__all__ = ["AutoencoderOutlierDetector"]
+
+#: The false-positive rate used when no threshold rule is given.
+DEFAULT_FPR = 0.01
+
+
+class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):  # type: ignore[misc]
+    """Outlier detection by autoencoder reconstruction error.
+
+    Train on normal data; samples the model reconstructs badly are outliers.
+    Follows scikit-learn's outlier-detector conventions: :meth:`score_samples`
+    is the negated reconstruction error (the lower, the more abnormal),
+    ``decision_function = score_samples - offset_`` (negative for outliers),
+    and :meth:`predict` returns +1 for inliers and -1 for outliers.
+
+    The threshold comes from exactly one of three rules:
+
+    - ``fpr=alpha`` (the default, with alpha = 0.01): a calibration split of
+      the training data is held out of training, and the threshold is set by
+      split-conformal calibration so that at most a fraction ``alpha`` of normal
+      data is flagged;
+    - ``contamination=c``: the threshold is the (1 - c) quantile of the errors
+      of all the training data;
+    - ``threshold=t``: a fixed reconstruction error.
+
+    Whenever a calibration split exists (``calibration_fraction > 0``),
+    :meth:`p_values` gives conformal p-values against it.
+
+    Parameters
+    ----------
+    latent_dim, hidden_dims, activation, output_activation, loss, learning_rate, \
+weight_decay, epochs, batch_size, shuffle, validation_fraction, early_stopping, \
+patience, device, num_threads, verbose, random_state
+        As in :class:`hourglass.Autoencoder`.
+    metric : {"mae", "mse", "bce"}, default="mae"
+        Reconstruction error used as the outlier score. Mean absolute error is
+        the most robust default; binary cross-entropy rewards simple (mostly
+        dark) images and should be used with care.
+    fpr : float in (0, 1) or None, default=None
+        Target false-positive rate for the conformal threshold. Used (with
+        0.01) when neither ``contamination`` nor ``threshold`` is given.
+    contamination : float in (0, 0.5] or None, default=None
+        Expected fraction of outliers in the training data.
+    threshold : float or None, default=None
+        A fixed error threshold; errors above it are outliers.
+    calibration_fraction : float in [0, 1), default=0.2
+        Fraction of the training data held out of training for calibration
+        (thresholds at a given ``fpr``, and p-values). Must be positive when
+        the threshold rule is ``fpr``.
+
+    Attributes
+    ----------
+    threshold_ : float
+        Reconstruction error above which a sample is an outlier.
+    offset_ : float
+        ``-threshold_``, so that ``decision_function = score_samples - offset_``.
+    threshold_method_ : {"fpr", "contamination", "fixed"}
+        Which rule set the threshold.
+    calibration_scores_ : ndarray of shape (n_calibration_,)
+        Errors of the held-out calibration samples (empty without calibration).
+    n_calibration_ : int
+        Number of calibration samples.
+    Other attributes
+        As in :class:`hourglass.Autoencoder`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hourglass import AutoencoderOutlierDetector
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 8)).astype(np.float32)
+    >>> det = AutoencoderOutlierDetector(latent_dim=2, epochs=5, fpr=0.05, verbose=0,
+    ...                                  random_state=0).fit(X)
+    >>> det.predict([[0.0] * 8, [9.0] * 8])
+    array([ 1, -1])
+    >>> float(det.p_values([[9.0] * 8])[0]) < 0.05
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseAutoencoder._parameter_constraints,
+        "metric": [StrOptions(set(ERROR_METRICS))],
+        "fpr": [Interval(Real, 0, 1, closed="neither"), None],
+        "contamination": [Interval(Real, 0, 0.5, closed="right"), None],
+        "threshold": [Interval(Real, None, None, closed="neither"), None],
+        "calibration_fraction": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 64,
+        hidden_dims: tuple[int, ...] = (),
+        activation: str = "relu",
+        output_activation: str = "auto",
+        loss: str = "auto",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        epochs: int = 10,
+        batch_size: int = 64,
+        shuffle: bool = True,
+        validation_fraction: float | None = None,
+        early_stopping: bool = False,
+        patience: int = 5,
+        device: str = "auto",
+        num_threads: int | None = None,
+        verbose: int = 1,
+        random_state: Any = None,
+        metric: str = "mae",
+        fpr: float | None = None,
+        contamination: float | None = None,
+        threshold: float | None = None,
+        calibration_fraction: float = 0.2,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.device = device
+        self.num_threads = num_threads
+        self.verbose = verbose
+        self.random_state = random_state
+        self.metric = metric
+        self.fpr = fpr
+        self.contamination = contamination
+        self.threshold = threshold
+        self.calibration_fraction = calibration_fraction
+
+    def _default_metric(self) -> str:
+        return str(self.metric)
+
+    def _threshold_rule(self) -> str:
+        given = [
+            name
+            for name, value in (
+                ("fpr", self.fpr),
+                ("contamination", self.contamination),
+                ("threshold", self.threshold),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise InvalidInputError(
+                f"{type(self).__name__} takes at most one of 'fpr', 'contamination' and "
+                f"'threshold'; got {' and '.join(given)}. Keep the one you want."
+            )
+        rule = given[0] if given else "fpr"
+        if rule == "fpr" and self.calibration_fraction <= 0:
+            raise InvalidInputError(
+                "The fpr threshold needs held-out calibration data, but "
+                "calibration_fraction=0. Use calibration_fraction > 0 (e.g. 0.2), or set "
+                "'contamination' or 'threshold' instead."
+            )
+        return "fixed" if rule == "threshold" else rule
+
+    @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
+    def fit(
+        self, X: Any, y: Any = None, *, validation_data: Any = None
+    ) -> AutoencoderOutlierDetector:
+        """Train on (mostly) normal data and set the outlier threshold.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor or pandas.DataFrame
+            Training data of shape (n_samples, n_features), (n, h, w) or
+            (n, c, h, w). uint8 data is divided by 255.
+        y : None
+            Ignored; present for scikit-learn compatibility.
+        validation_data : array-like, optional
+            As in :meth:`hourglass.Autoencoder.fit`.
+
+        Returns
+        -------
+        self : AutoencoderOutlierDetector
+            The fitted detector.
+        """
+        rule = self._threshold_rule()
+        prepared = prepare_input(self, X, reset=True)
+        if self.metric == "bce" and self.output_activation == "linear":
+            raise InvalidInputError(
+                "metric='bce' needs a sigmoid output; use metric='mae' or 'mse' with "
+                "output_activation='linear'."
+            )
+        seed = _seed_from(self.random_state)
+        values = prepared.values
+        n = values.shape[0]
+        n_calibration = math.ceil(self.calibration_fraction * n) if self.calibration_fraction else 0
+        if n_calibration and n - n_calibration < 1:
+            raise InvalidInputError(
+                f"{type(self).__name__} holds out calibration_fraction="
+                f"{self.calibration_fraction} of the data for calibration, which needs at "
+                f"least 2 samples; got {n} sample(s). Pass more data, or use "
+                "calibration_fraction=0 with 'contamination' or 'threshold'."
+            )
+        rng = np.random.default_rng(seed + 1)  # a stream independent of the training one
+        order = rng.permutation(n)
+        calibration = values[np.sort(order[:n_calibration])]
+        training = values[np.sort(order[n_calibration:])]
+        self._fit_prepared(
+            PreparedInput(values=training, was_uint8=prepared.was_uint8),
+            validation_data=validation_data,
+            seed=seed,
+        )
+        if self.metric == "bce" and self.output_activation_ != "sigmoid":
+            raise InvalidInputError(
+                "metric='bce' needs data in [0, 1] and a sigmoid output; use metric='mae' or "
+                "'mse' for this data."
+            )
+        self.n_calibration_ = int(n_calibration)
+        self.calibration_scores_ = self._errors(calibration, self.metric)
+        self.threshold_method_ = rule
+        if rule == "fpr":
+            fpr = DEFAULT_FPR if self.fpr is None else float(self.fpr)
+            self.threshold_ = conformal_threshold(self.calibration_scores_, fpr)
+        elif rule == "contamination":
+            scores = self._errors(values, self.metric)
+            self.threshold_ = contamination_threshold(scores, float(self.contamination))
+        else:
+            self.threshold_ = float(self.threshold)
+        self.offset_ = -self.threshold_
+        return self
+
+    def score_samples(self, X: Any) -> NDArray[np.float64]:
+        """Negated reconstruction error: the lower, the more abnormal.
+
+        Parameters
+        ----------
+        X : array-like
+            Data shaped like the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``-reconstruction_error(X, metric=self.metric)``.
+        """
+        return -self.reconstruction_error(X)
+
+    def decision_function(self, X: Any) -> NDArray[np.float64]:
+        """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
+
+        Parameters
+        ----------
+        X : array-like
+            Data shaped like the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The lower, the more abnormal; below 0 means outlier.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> NDArray[np.int64]:
+        """Label each sample: +1 inlier, -1 outlier.
+
+        Parameters
+        ----------
+        X : array-like
+            Data shaped like the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            -1 where the reconstruction error exceeds ``threshold_``, else +1.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1).astype(np.int64)
+
+    def p_values(self, X: Any) -> NDArray[np.float64]:
+        """Split-conformal p-values against the held-out calibration errors.
+
+        For a normal sample, the p-value is (super-)uniform: ``P(p <= a) <= a``.
+        The smaller, the stronger the evidence that the sample is abnormal.
+
+        Parameters
+        ----------
+        X : array-like
+            Data shaped like the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Values in (0, 1].
+        """
+        self._check_fitted()
+        if self.n_calibration_ == 0:
+            raise HourglassError(
+                "This detector was fitted with calibration_fraction=0, so it has no "
+                "calibration errors to compute p-values from; refit with "
+                "calibration_fraction > 0."
+            )
+        return conformal_p_values(self.reconstruction_error(X), self.calibration_scores_)
+
+    # -------------------------------------------------------------- persistence
+
+    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+        state, arrays = super()._fitted_state()
+        state.update(
+            threshold_=self.threshold_,
+            threshold_method_=self.threshold_method_,
+            n_calibration_=self.n_calibration_,
+        )
+        arrays["calibration_scores_"] = np.asarray(self.calibration_scores_, dtype=np.float64)
+        return state, arrays
+
+    def _restore_fitted_state(
+        self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]
+    ) -> None:
+        super()._restore_fitted_state(state, arrays)
+        self.threshold_ = float(state["threshold_"])
+        self.offset_ = -self.threshold_
+        self.threshold_method_ = str(state["threshold_method_"])
+        self.n_calibration_ = int(state["n_calibration_"])
+        self.calibration_scores_ = arrays["calibration_scores_"].astype(np.float64)

@@ -1,0 +1,48 @@
+"""Building blocks shared by the model families."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["ACTIVATIONS", "OUTPUT_ACTIVATIONS", "glorot_normal_", "make_activation"]
+
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "elu", "gelu", "selu", "tanh", "sigmoid")
+OUTPUT_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "linear")
+
+# Keras' truncated-normal initialisers divide the standard deviation by this
+# constant: the standard deviation of a unit normal truncated to [-2, 2].
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def make_activation(name: str) -> nn.Module:
+    """Return a fresh activation module for ``name`` (one of :data:`ACTIVATIONS`)."""
+    factories: dict[str, type[nn.Module]] = {
+        "relu": nn.ReLU,
+        "leaky_relu": nn.LeakyReLU,
+        "elu": nn.ELU,
+        "gelu": nn.GELU,
+        "selu": nn.SELU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+    }
+    if name not in factories:
+        raise ValueError(f"Unknown activation {name!r}; expected one of {sorted(factories)}.")
+    return factories[name]()
+
+
+def glorot_normal_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill a ``(fan_out, fan_in)`` weight in place, as Keras' ``glorot_normal`` does.
+
+    A normal distribution with standard deviation ``sqrt(2 / (fan_in + fan_out))``,
+    truncated at two standard deviations and rescaled so that the truncated
+    distribution keeps that standard deviation.
+    """
+    fan_out, fan_in = weight.shape[0], weight.shape[1]
+    std = math.sqrt(2.0 / (fan_in + fan_out)) / _TRUNCATED_NORMAL_STD
+    with torch.no_grad():
+        return nn.init.trunc_normal_(
+            weight, mean=0.0, std=std, a=-2.0 * std, b=2.0 * std, generator=generator
+        )

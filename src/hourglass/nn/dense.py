@@ -1,0 +1,96 @@
+"""A fully connected autoencoder: flatten, a stack of Linear layers down to the code, mirrored up."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hourglass.nn.blocks import glorot_normal_, make_activation
+
+__all__ = ["DenseAutoencoder", "DenseConfig"]
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """Architecture of a :class:`DenseAutoencoder`.
+
+    The defaults build the reference model: 784 -> 64 -> 784, ReLU code,
+    sigmoid output.
+    """
+
+    input_shape: tuple[int, ...] = (28, 28)  # one sample's shape, without the batch axis
+    latent_dim: int = 64
+    hidden_dims: tuple[int, ...] = ()  # encoder widths between input and code; decoder mirrors them
+    activation: str = "relu"  # after every hidden layer and after the code layer
+    output_activation: str = "sigmoid"  # "sigmoid" for data in [0, 1], "linear" otherwise
+
+    @property
+    def n_features(self) -> int:
+        """Number of input values per sample (the product of ``input_shape``)."""
+        return math.prod(self.input_shape)
+
+
+def _stack(widths: list[int], activation: str) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip(widths[:-1], widths[1:], strict=True):
+        layers += [nn.Linear(width_in, width_out), make_activation(activation)]
+    return layers
+
+
+class DenseAutoencoder(nn.Module):
+    """Encoder ``Linear+act`` stack to ``latent_dim``, decoder mirrored back to the input.
+
+    ``forward`` returns the decoder's *pre-activation* output (logits for a
+    sigmoid output), reshaped to the input's shape, so that losses such as
+    binary cross-entropy can be computed stably from logits. Use
+    :meth:`reconstruct` for outputs in data space.
+
+    Parameters
+    ----------
+    config : DenseConfig
+        The architecture.
+    generator : torch.Generator, optional
+        Source of randomness for the initial weights (Glorot-normal weights,
+        zero biases, as in Keras).
+    """
+
+    def __init__(self, config: DenseConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        widths = [config.n_features, *config.hidden_dims, config.latent_dim]
+        self.encoder = nn.Sequential(nn.Flatten(), *_stack(widths, config.activation))
+        decoder_widths = widths[::-1]
+        # The decoder's last layer has no hidden activation: the output activation
+        # is applied separately so that training can use logits.
+        hidden = _stack(decoder_widths[:-1], config.activation)
+        self.decoder = nn.Sequential(*hidden, nn.Linear(decoder_widths[-2], decoder_widths[-1]))
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                glorot_normal_(module.weight, generator)
+                nn.init.zeros_(module.bias)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``x`` of shape ``(batch, *input_shape)`` to codes ``(batch, latent_dim)``."""
+        return self.encoder(x)  # type: ignore[no-any-return]
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Map codes to pre-activation outputs of shape ``(batch, *input_shape)``."""
+        flat = self.decoder(z)  # (batch, n_features)
+        return flat.view(z.shape[0], *self.config.input_shape)
+
+    def output(self, logits: torch.Tensor) -> torch.Tensor:
+        """Apply the output activation to pre-activation outputs."""
+        if self.config.output_activation == "sigmoid":
+            return torch.sigmoid(logits)
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pre-activation reconstruction of ``x``, same shape as ``x``."""
+        return self.decode_logits(self.encode(x))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction of ``x`` in data space (after the output activation)."""
+        return self.output(self.forward(x))

@@ -1,0 +1,151 @@
+"""Reconstruction errors, thresholds and conformal p-values.
+
+Everything here is a plain function of arrays, so it can be tested (and
+reused by reports and services) without a model.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "ERROR_METRICS",
+    "conformal_p_values",
+    "conformal_threshold",
+    "contamination_threshold",
+    "per_sample_error",
+]
+
+#: Names accepted wherever a reconstruction-error metric is chosen.
+ERROR_METRICS: tuple[str, ...] = ("mae", "mse", "bce")
+
+
+def per_sample_error(
+    logits_or_output: torch.Tensor,
+    target: torch.Tensor,
+    metric: str,
+    *,
+    from_logits: bool,
+) -> torch.Tensor:
+    """Mean reconstruction error of each sample, shape ``(batch,)``.
+
+    Parameters
+    ----------
+    logits_or_output : torch.Tensor
+        The model's pre-activation output (``from_logits=True``) or its output
+        in data space, shape ``(batch, ...)``.
+    target : torch.Tensor
+        What should have been reconstructed, same shape.
+    metric : {"mae", "mse", "bce"}
+        Mean absolute error, mean squared error, or binary cross-entropy
+        (targets in [0, 1]; computed from logits when available, which is
+        numerically stable). The higher, the worse the reconstruction.
+    from_logits : bool
+        Whether the first argument holds logits of a sigmoid output.
+    """
+    batch = target.shape[0]
+    if metric == "bce":
+        if from_logits:
+            loss = F.binary_cross_entropy_with_logits(logits_or_output, target, reduction="none")
+        else:
+            # Clip like Keras does, so that a saturated output gives a large
+            # but finite error.
+            clipped = logits_or_output.clamp(1e-7, 1.0 - 1e-7)
+            loss = F.binary_cross_entropy(clipped, target, reduction="none")
+        return loss.reshape(batch, -1).mean(dim=1)
+    output = torch.sigmoid(logits_or_output) if from_logits else logits_or_output
+    diff = (output - target).reshape(batch, -1)
+    if metric == "mae":
+        return diff.abs().mean(dim=1)
+    if metric == "mse":
+        return diff.square().mean(dim=1)
+    raise ValueError(f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}.")
+
+
+def contamination_threshold(scores: ArrayLike, contamination: float) -> float:
+    """Error threshold above which a fraction ``contamination`` of ``scores`` lies.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Reconstruction errors of the training data (higher = more abnormal).
+    contamination : float in (0, 0.5]
+        Expected fraction of outliers in the training data.
+
+    Examples
+    --------
+    >>> contamination_threshold([1.0, 2.0, 3.0, 4.0, 5.0], 0.2)
+    4.2
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    return float(np.quantile(values, 1.0 - contamination))
+
+
+def conformal_threshold(calibration_scores: ArrayLike, fpr: float) -> float:
+    """Split-conformal threshold with a false-positive rate of at most ``fpr``.
+
+    A new normal sample (exchangeable with the calibration samples) has an error
+    strictly above the returned threshold with probability at most ``fpr``. It
+    is the ``ceil((1 - fpr) * (m + 1))``-th smallest of the ``m`` calibration
+    errors; flagging ``error > threshold`` agrees with flagging
+    ``p_value <= fpr`` (see :func:`conformal_p_values`).
+
+    Parameters
+    ----------
+    calibration_scores : array-like of shape (m,)
+        Errors of held-out normal samples (not used for training).
+    fpr : float in (0, 1)
+        The largest acceptable false-positive rate.
+
+    Returns
+    -------
+    float
+        The threshold; ``inf`` (nothing is ever flagged) when ``m`` is too
+        small to guarantee ``fpr``, with a warning saying how many calibration
+        samples are needed.
+
+    Examples
+    --------
+    >>> conformal_threshold(np.arange(1.0, 100.0), 0.05)  # m = 99 errors 1..99
+    95.0
+    """
+    values = np.sort(np.asarray(calibration_scores, dtype=np.float64))
+    m = values.shape[0]
+    rank = math.ceil((1.0 - fpr) * (m + 1))  # 1-based rank in ascending order
+    if rank > m:
+        needed = math.ceil(1.0 / fpr) - 1
+        warnings.warn(
+            f"{m} calibration samples cannot guarantee a false-positive rate of {fpr}; at "
+            f"least {needed} are needed. Nothing will be flagged: use more training data, a "
+            "larger calibration_fraction, or a larger fpr.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return math.inf
+    return float(values[rank - 1])
+
+
+def conformal_p_values(
+    scores: ArrayLike, calibration_scores: ArrayLike
+) -> NDArray[np.float64]:
+    """Split-conformal p-values of new errors against calibration errors.
+
+    ``p = (1 + #{calibration errors >= error}) / (m + 1)``. For a normal sample,
+    ``P(p <= alpha) <= alpha`` for every ``alpha``; small p-values mean
+    "unlikely to be normal".
+
+    Examples
+    --------
+    >>> conformal_p_values([0.5, 10.0], [1.0, 2.0, 3.0])
+    array([1.  , 0.25])
+    """
+    calibration = np.sort(np.asarray(calibration_scores, dtype=np.float64))
+    values = np.asarray(scores, dtype=np.float64)
+    at_least = calibration.shape[0] - np.searchsorted(calibration, values, side="left")
+    return (1.0 + at_least) / (calibration.shape[0] + 1.0)
