@@ -106,9 +106,10 @@ def conformal_threshold(calibration_scores: ArrayLike, fpr: float) -> float:
     Returns
     -------
     float
-        The threshold; ``inf`` (nothing is ever flagged) when ``m`` is too
-        small to guarantee ``fpr``, with a warning saying how many calibration
-        samples are needed.
+        The threshold. When ``m`` is too small to guarantee ``fpr`` (fewer
+        than ``1 / fpr - 1`` samples), the largest calibration error is
+        returned with a warning: the guaranteed false-positive rate is then
+        ``1 / (m + 1)`` instead of ``fpr``.
 
     Examples
     --------
@@ -117,17 +118,20 @@ def conformal_threshold(calibration_scores: ArrayLike, fpr: float) -> float:
     """
     values = np.sort(np.asarray(calibration_scores, dtype=np.float64))
     m = values.shape[0]
+    if m == 0:
+        raise ValueError("conformal_threshold needs at least one calibration score.")
     rank = math.ceil((1.0 - fpr) * (m + 1))  # 1-based rank in ascending order
     if rank > m:
         needed = math.ceil(1.0 / fpr) - 1
         warnings.warn(
-            f"{m} calibration samples cannot guarantee a false-positive rate of {fpr}; at "
-            f"least {needed} are needed. Nothing will be flagged: use more training data, a "
+            f"{m} calibration samples cannot guarantee a false-positive rate of {fpr} (at "
+            f"least {needed} are needed); using the largest calibration error as the "
+            f"threshold, which guarantees {1.0 / (m + 1):.3g}. Use more training data, a "
             "larger calibration_fraction, or a larger fpr.",
             UserWarning,
             stacklevel=2,
         )
-        return math.inf
+        rank = m
     return float(values[rank - 1])
 
 

@@ -93,7 +93,8 @@ def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame:
     inner = name.removesuffix(".gz")
     try:
         if name.endswith(".npy"):
-            return np.load(file, mmap_mode="r", allow_pickle=False)
+            array: npt.NDArray[Any] = np.load(file, mmap_mode="r", allow_pickle=False)
+            return array
         if name.endswith(".npz"):
             return _read_npz(file)
         if inner.endswith(".csv"):

@@ -35,7 +35,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -254,7 +254,9 @@ def _split_files(dataset: DatasetInfo, split: str) -> tuple[RemoteFile, ...]:
     return dataset.splits[split]
 
 
-def _places(dataset: DatasetInfo, data_dir: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+def _places(
+    dataset: DatasetInfo, data_dir: str | os.PathLike[str] | None
+) -> list[tuple[str, Path]]:
     """The folders to search, in order, each with where it comes from."""
     places: list[tuple[str, Path]] = []
     if data_dir is not None:
@@ -342,21 +344,26 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class _DigestMismatch(Exception):
+class _DigestMismatchError(Exception):
     def __init__(self, digest: str) -> None:
         super().__init__(digest)
         self.digest = digest
 
 
-def _stream(url: str, destination: Path, *, progress: bool | None, timeout: float) -> str:
+def _stream(
+    url: str, destination: Path, *, description: str, progress: bool | None, timeout: float
+) -> str:
     """Copy ``url`` to ``destination`` and return the SHA-256 of what was received."""
     request = urllib.request.Request(url, headers={"User-Agent": f"hourglass/{__version__}"})
     digest = hashlib.sha256()
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(destination, "wb") as out:
+    with (
+        urllib.request.urlopen(request, timeout=timeout) as response,
+        open(destination, "wb") as out,
+    ):
         length = response.headers.get("Content-Length")
         with tqdm(
             total=int(length) if length and length.isdigit() else None,
-            desc=destination.name.split(".tmp")[0].lstrip(".").rsplit(".", 1)[0],
+            desc=description,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
@@ -420,10 +427,10 @@ def download_file(
     for url in urls:
         try:
             with atomic_file(target) as tmp:
-                got = _stream(url, tmp, progress=progress, timeout=timeout)
+                got = _stream(url, tmp, description=target.name, progress=progress, timeout=timeout)
                 if got != expected:
-                    raise _DigestMismatch(got)  # atomic_file deletes the temporary file
-        except _DigestMismatch as exc:
+                    raise _DigestMismatchError(got)  # atomic_file deletes the temporary file
+        except _DigestMismatchError as exc:
             mismatches.append(f"{url}: SHA-256 {exc.digest}, expected {expected}")
         except (OSError, http.client.HTTPException) as exc:
             failures.append(f"{url}: {_describe(exc)}")
@@ -509,9 +516,11 @@ def fetch_files(
         + "\n".join(f"  - {line}" for line in report)
     )
     if not download:
-        raise DatasetError(f"{header}\nDownloading is turned off (download=False).\n{_hints(dataset)}")
+        raise DatasetError(
+            f"{header}\nDownloading is turned off (download=False).\n{_hints(dataset)}"
+        )
     cache = default_cache_dir() / dataset.name
-    paths = []
+    paths: list[Path] = []
     for file in files:
         path = cache / file.filename
         if not path.is_file():
@@ -527,25 +536,24 @@ def fetch_files(
 _MNIST_IMAGE_SHAPE = (28, 28)
 
 
-def _read_checked(path: Path, dataset: DatasetInfo, kind: Literal["images", "labels"]) -> npt.NDArray[Any]:
-    """Read an IDX file of a data set and check it holds what the data set should."""
+def _read_checked(
+    path: Path, dataset: DatasetInfo, kind: Literal["images", "labels"]
+) -> npt.NDArray[np.uint8]:
+    """Read one IDX file of an image data set and check it holds what it should."""
     try:
         array = read_idx(path)
     except InvalidInputError as exc:
-        raise DatasetError(f"{exc} ({dataset.title} {kind}; if it came from the cache, "
-                           "deleting it makes hourglass download it again.)") from exc
-    expected = (
-        f"uint8 array of shape (n, {', '.join(map(str, _MNIST_IMAGE_SHAPE))})"
-        if kind == "images"
-        else "uint8 array of shape (n,)"
-    )
-    ok = array.dtype == np.uint8 and (
-        array.shape[1:] == _MNIST_IMAGE_SHAPE if kind == "images" else array.ndim == 1
-    ) and (array.ndim == 3 if kind == "images" else True)
-    if not ok:
         raise DatasetError(
-            f"{path} is not a {dataset.title} {kind} file: expected a {expected}, got a "
-            f"{array.dtype} array of shape {array.shape}. Replace it with the original file."
+            f"{exc} It should hold {dataset.title} {kind}; if it is in the cache, delete it "
+            "and hourglass will download it again."
+        ) from exc
+    shape = (-1, *_MNIST_IMAGE_SHAPE) if kind == "images" else (-1,)
+    if array.dtype != np.uint8 or array.shape[1:] != shape[1:] or array.ndim != len(shape):
+        expected = "(n, " + ", ".join(map(str, shape[1:])) + ")" if kind == "images" else "(n,)"
+        raise DatasetError(
+            f"{path} does not hold {dataset.title} {kind}: expected a uint8 array of shape "
+            f"{expected}, got a {array.dtype} array of shape {array.shape}. Replace it with "
+            "the original file."
         )
     return array
 
@@ -570,3 +578,114 @@ def _load_image_split(
             f"{dataset.title}: replace them with a matching pair."
         )
     return images, labels
+
+
+def load_mnist(
+    split: Literal["train", "test"] = "train",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool | None = None,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Load the MNIST handwritten digits: 60,000 training and 10,000 test images.
+
+    The four IDX files are looked for in ``data_dir``, ``$HOURGLASS_DATA/mnist/``
+    and the cache, in that order (see :mod:`hourglass.data.registry`), and
+    downloaded from the official mirrors, with SHA-256 verification, when none
+    of these holds them.
+
+    Parameters
+    ----------
+    split : {"train", "test"}, default="train"
+        Which split to load.
+    data_dir : str, path-like or None, default=None
+        A folder holding the files, directly or in its ``mnist/`` sub-folder.
+        It is searched first.
+    download : bool, default=True
+        Whether to download the files into the cache when they are not found.
+    progress : bool or None, default=None
+        Whether to show a download progress bar; ``None`` shows it only when
+        standard error is a terminal.
+
+    Returns
+    -------
+    images : numpy.ndarray of shape (n, 28, 28), dtype uint8
+        Grey levels, 0 (background) to 255 (ink).
+    labels : numpy.ndarray of shape (n,), dtype uint8
+        The digits, 0 to 9.
+
+    Raises
+    ------
+    DatasetError
+        If the files are not found and cannot be downloaded (the message lists
+        every folder searched and how to fix it), or a file is damaged.
+    ChecksumError
+        If a downloaded file does not match its published SHA-256 digest.
+    InvalidInputError
+        If ``split`` is neither ``"train"`` nor ``"test"``.
+
+    Examples
+    --------
+    >>> from hourglass.datasets import load_mnist
+    >>> images, labels = load_mnist("test")  # doctest: +SKIP
+    >>> images.shape, labels.shape  # doctest: +SKIP
+    ((10000, 28, 28), (10000,))
+    """
+    return _load_image_split("mnist", split, data_dir, download, progress)
+
+
+def load_fashion_mnist(
+    split: Literal["train", "test"] = "train",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool | None = None,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Load Fashion-MNIST, Zalando's clothing images: 60,000 training and 10,000 test images.
+
+    The four IDX files are looked for in ``data_dir``,
+    ``$HOURGLASS_DATA/fashion-mnist/``, the cache and
+    ``/usr/share/datasets/fashion-mnist/`` (Debian's ``dataset-fashion-mnist``
+    package), in that order (see :mod:`hourglass.data.registry`), and
+    downloaded from the official mirror, with SHA-256 verification, when none
+    of these holds them.
+
+    Parameters
+    ----------
+    split : {"train", "test"}, default="train"
+        Which split to load.
+    data_dir : str, path-like or None, default=None
+        A folder holding the files, directly or in its ``fashion-mnist/``
+        sub-folder. It is searched first.
+    download : bool, default=True
+        Whether to download the files into the cache when they are not found.
+    progress : bool or None, default=None
+        Whether to show a download progress bar; ``None`` shows it only when
+        standard error is a terminal.
+
+    Returns
+    -------
+    images : numpy.ndarray of shape (n, 28, 28), dtype uint8
+        Grey levels, 0 (background) to 255.
+    labels : numpy.ndarray of shape (n,), dtype uint8
+        The classes, 0 to 9: T-shirt/top, trouser, pullover, dress, coat,
+        sandal, shirt, sneaker, bag, ankle boot.
+
+    Raises
+    ------
+    DatasetError
+        If the files are not found and cannot be downloaded (the message lists
+        every folder searched and how to fix it), or a file is damaged.
+    ChecksumError
+        If a downloaded file does not match its published SHA-256 digest.
+    InvalidInputError
+        If ``split`` is neither ``"train"`` nor ``"test"``.
+
+    Examples
+    --------
+    >>> from hourglass.datasets import load_fashion_mnist
+    >>> images, labels = load_fashion_mnist("test")  # doctest: +SKIP
+    >>> images.shape, labels.shape  # doctest: +SKIP
+    ((10000, 28, 28), (10000,))
+    """
+    return _load_image_split("fashion-mnist", split, data_dir, download, progress)

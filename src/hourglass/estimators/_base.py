@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -65,7 +66,7 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-class BaseAutoencoder(BaseEstimator):  # type: ignore[misc]
+class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Shared implementation of :class:`Autoencoder` and :class:`AutoencoderOutlierDetector`.
 
     Not part of the public API: subclasses define ``__init__`` with their full,
@@ -110,6 +111,14 @@ class BaseAutoencoder(BaseEstimator):  # type: ignore[misc]
     num_threads: int | None
     verbose: int
     random_state: Any
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # Every estimator here encodes (``transform``) into float32 codes,
+        # whatever the input's dtype: the networks compute in float32.
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float32"])
+        tags.input_tags.allow_nan = False
+        return tags
 
     # ------------------------------------------------------------------ fitting
 

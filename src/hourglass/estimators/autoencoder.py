@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sklearn.base import TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
 from hourglass.estimators._input import prepare_input
@@ -12,7 +12,7 @@ from hourglass.estimators._input import prepare_input
 __all__ = ["Autoencoder"]
 
 
-class Autoencoder(TransformerMixin, BaseAutoencoder):  # type: ignore[misc]
+class Autoencoder(BaseAutoencoder):  # type: ignore[misc]
     """A dense autoencoder with a scikit-learn interface.
 
     The encoder flattens each sample and maps it through ``hidden_dims`` to a

@@ -1,0 +1,46 @@
+"""Loading data: files in any supported format, and named data sets fetched on demand.
+
+- :func:`read_data` reads ``.npy``, ``.npz``, ``.csv``, ``.parquet`` and IDX files.
+- :func:`read_idx` and :func:`write_idx` read and write IDX arrays, raw or gzipped.
+- :func:`load_mnist` and :func:`load_fashion_mnist` find the data sets on this
+  machine or download them, verified, into a cache; the registry functions
+  (:func:`get_dataset`, :func:`fetch_files`, ...) expose how.
+"""
+
+from __future__ import annotations
+
+from hourglass.data.files import SUPPORTED_FORMATS, read_data
+from hourglass.data.idx import read_idx, write_idx
+from hourglass.data.registry import (
+    DATASETS,
+    DatasetInfo,
+    RemoteFile,
+    default_cache_dir,
+    download_file,
+    fetch_files,
+    find_files,
+    get_dataset,
+    list_datasets,
+    load_fashion_mnist,
+    load_mnist,
+    search_paths,
+)
+
+__all__ = [
+    "DATASETS",
+    "SUPPORTED_FORMATS",
+    "DatasetInfo",
+    "RemoteFile",
+    "default_cache_dir",
+    "download_file",
+    "fetch_files",
+    "find_files",
+    "get_dataset",
+    "list_datasets",
+    "load_fashion_mnist",
+    "load_mnist",
+    "read_data",
+    "read_idx",
+    "search_paths",
+    "write_idx",
+]

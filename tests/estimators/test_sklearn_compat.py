@@ -1,0 +1,26 @@
+"""The scikit-learn estimator battery, run against both estimators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from hourglass import Autoencoder, AutoencoderOutlierDetector
+
+# Small and fast settings: the checks fit dozens of times on tiny data.
+_FAST = {"latent_dim": 2, "epochs": 2, "batch_size": 16, "verbose": 0, "random_state": 0}
+
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+def _expected_failed_checks(estimator: Any) -> dict[str, str]:
+    return EXPECTED_FAILED_CHECKS
+
+
+@parametrize_with_checks(
+    [Autoencoder(**_FAST), AutoencoderOutlierDetector(**_FAST)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible(estimator: Any, check: Any) -> None:
+    check(estimator)
