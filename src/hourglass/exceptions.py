@@ -43,7 +43,7 @@ class InvalidInputError(HourglassError, ValueError):
     """The data given to an estimator, loader or CLI verb cannot be used as is."""
 
 
-class NotFittedError(HourglassError, _SklearnNotFittedError):
+class NotFittedError(HourglassError, _SklearnNotFittedError):  # type: ignore[misc]
     """A method that needs a fitted model was called before ``fit``."""
 
 

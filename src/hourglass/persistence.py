@@ -147,7 +147,9 @@ def _fail(path: Path, problem: str) -> ModelFileError:
 def _read_config(path: Path) -> dict[str, Any]:
     config_path = path / CONFIG_NAME
     if not path.is_dir():
-        raise _fail(path, "the directory does not exist" if not path.exists() else "not a directory")
+        raise _fail(
+            path, "the directory does not exist" if not path.exists() else "not a directory"
+        )
     if not config_path.is_file():
         raise _fail(path, f"{CONFIG_NAME} is missing")
     if config_path.stat().st_size > MAX_CONFIG_BYTES:
@@ -221,7 +223,9 @@ def read_model_dir(path: str | os.PathLike[str]) -> ModelFile:
     try:
         tensors = safetensors_load(data)
     except Exception as error:  # safetensors raises its own SafetensorError
-        raise _fail(directory, f"{WEIGHTS_NAME} is not a valid safetensors file ({error})") from None
+        raise _fail(
+            directory, f"{WEIGHTS_NAME} is not a valid safetensors file ({error})"
+        ) from None
     if set(tensors) != set(manifest):
         raise _fail(directory, f"the tensors in {WEIGHTS_NAME} differ from the manifest")
     for name, tensor in tensors.items():

@@ -135,9 +135,7 @@ def conformal_threshold(calibration_scores: ArrayLike, fpr: float) -> float:
     return float(values[rank - 1])
 
 
-def conformal_p_values(
-    scores: ArrayLike, calibration_scores: ArrayLike
-) -> NDArray[np.float64]:
+def conformal_p_values(scores: ArrayLike, calibration_scores: ArrayLike) -> NDArray[np.float64]:
     """Split-conformal p-values of new errors against calibration errors.
 
     ``p = (1 + #{calibration errors >= error}) / (m + 1)``. For a normal sample,
@@ -152,4 +150,5 @@ def conformal_p_values(
     calibration = np.sort(np.asarray(calibration_scores, dtype=np.float64))
     values = np.asarray(scores, dtype=np.float64)
     at_least = calibration.shape[0] - np.searchsorted(calibration, values, side="left")
-    return (1.0 + at_least) / (calibration.shape[0] + 1.0)
+    p_values: NDArray[np.float64] = (1.0 + at_least) / (calibration.shape[0] + 1.0)
+    return p_values

@@ -156,7 +156,7 @@ def train(
     targets: torch.Tensor | None = None,
     *,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-    config: TrainingConfig = TrainingConfig(),  # noqa: B008 - frozen dataclass, immutable
+    config: TrainingConfig = TrainingConfig(),
     generator: torch.Generator | None = None,
     device: torch.device | None = None,
 ) -> History:
@@ -237,7 +237,7 @@ def train(
                 y = x if same_target else y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 values = objective(module, x, y)
-                values["loss"].backward()
+                values["loss"].backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 size = x.shape[0]
                 for key, value in values.items():

@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hourglass._atomic import atomic_file
 from hourglass._version import __version__

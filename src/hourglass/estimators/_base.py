@@ -168,10 +168,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self, module: torch.nn.Module, x: torch.Tensor, target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         logits = module(x)
-        if self.output_activation_ == "sigmoid":
-            output = torch.sigmoid(logits)
-        else:
-            output = logits
+        output = torch.sigmoid(logits) if self.output_activation_ == "sigmoid" else logits
         if self.loss_ == "bce":
             loss = F.binary_cross_entropy_with_logits(logits, target)
         elif self.loss_ == "mse":
@@ -220,7 +217,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             fraction = self.validation_fraction
             if fraction is None:
                 fraction = 0.1 if self.early_stopping else 0.0
-            n_val = int(round(fraction * values.shape[0]))
+            n_val = round(fraction * values.shape[0])
             if n_val > 0:
                 if values.shape[0] - n_val < 1:
                     raise InvalidInputError(
@@ -424,9 +421,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         arrays = {"data_min_": self.data_min_, "data_max_": self.data_max_}
         return json_state, arrays
 
-    def _restore_fitted_state(
-        self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]
-    ) -> None:
+    def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
         self.input_shape_ = tuple(int(s) for s in state["input_shape_"])
         self.n_features_in_ = int(state["n_features_in_"])
         self.scales_uint8_ = bool(state["scales_uint8_"])
@@ -468,7 +463,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self._check_fitted()
         state, arrays = self._fitted_state()
         tensors = {f"module.{k}": v.detach().cpu() for k, v in self.module_.state_dict().items()}
-        tensors.update({f"state.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        tensors.update(
+            {f"state.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+        )
         return persistence.write_model_dir(
             path,
             class_name=type(self).__name__,
@@ -478,9 +475,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         )
 
     @classmethod
-    def load(
-        cls: type[Self], path: str | os.PathLike[str], *, device: str | None = None
-    ) -> Self:
+    def load(cls: type[Self], path: str | os.PathLike[str], *, device: str | None = None) -> Self:
         """Load an estimator saved with :meth:`save`.
 
         Parameters

@@ -12,7 +12,7 @@ from hourglass.estimators._input import prepare_input
 __all__ = ["Autoencoder"]
 
 
-class Autoencoder(BaseAutoencoder):  # type: ignore[misc]
+class Autoencoder(BaseAutoencoder):
     """A dense autoencoder with a scikit-learn interface.
 
     The encoder flattens each sample and maps it through ``hidden_dims`` to a

@@ -244,10 +244,10 @@ patience, device, num_threads, verbose, random_state
         if rule == "fpr":
             fpr = DEFAULT_FPR if self.fpr is None else float(self.fpr)
             self.threshold_ = conformal_threshold(self.calibration_scores_, fpr)
-        elif rule == "contamination":
+        elif rule == "contamination" and self.contamination is not None:
             scores = self._errors(values, self.metric)
             self.threshold_ = contamination_threshold(scores, float(self.contamination))
-        else:
+        elif self.threshold is not None:
             self.threshold_ = float(self.threshold)
         self.offset_ = -self.threshold_
         return self
@@ -334,9 +334,7 @@ patience, device, num_threads, verbose, random_state
         arrays["calibration_scores_"] = np.asarray(self.calibration_scores_, dtype=np.float64)
         return state, arrays
 
-    def _restore_fitted_state(
-        self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]
-    ) -> None:
+    def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
         super()._restore_fitted_state(state, arrays)
         self.threshold_ = float(state["threshold_"])
         self.offset_ = -self.threshold_

@@ -1,7 +1,8 @@
-"""A fully connected autoencoder: flatten, a stack of Linear layers down to the code, mirrored up."""
+"""A fully connected autoencoder: flatten, Linear layers down to the code, mirrored back up."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ class DenseConfig:
 
 def _stack(widths: list[int], activation: str) -> list[nn.Module]:
     layers: list[nn.Module] = []
-    for width_in, width_out in zip(widths[:-1], widths[1:], strict=True):
+    for width_in, width_out in itertools.pairwise(widths):
         layers += [nn.Linear(width_in, width_out), make_activation(activation)]
     return layers
 
@@ -74,11 +75,12 @@ class DenseAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``x`` of shape ``(batch, *input_shape)`` to codes ``(batch, latent_dim)``."""
-        return self.encoder(x)  # type: ignore[no-any-return]
+        codes: torch.Tensor = self.encoder(x)  # (batch, latent_dim)
+        return codes
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes to pre-activation outputs of shape ``(batch, *input_shape)``."""
-        flat = self.decoder(z)  # (batch, n_features)
+        flat: torch.Tensor = self.decoder(z)  # (batch, n_features)
         return flat.view(z.shape[0], *self.config.input_shape)
 
     def output(self, logits: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,45 @@
+# hourglass developer tasks. `make test` and `make demo` install what they need first.
+PYTHON ?= python3
+STAMP := .make/installed
+
+# On the project's machines the reference data sets sit in ../shared/data; point the
+# library at them (it never assumes that folder itself). Elsewhere, the library finds
+# its data through $HOURGLASS_DATA, its cache, or by downloading.
+ifneq ($(wildcard ../shared/data),)
+export HOURGLASS_DATA ?= $(abspath ../shared/data)
+endif
+
+.PHONY: install test demo check lint format typecheck bench clean
+
+install:
+	$(PYTHON) -m pip install -c constraints.txt -e ".[dev]"
+	@mkdir -p $(dir $(STAMP)) && touch $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(MAKE) install
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+demo: $(STAMP)
+	$(PYTHON) -m hourglass demo --out demo-output
+
+lint: $(STAMP)
+	$(PYTHON) -m ruff format --check src tests benchmarks
+	$(PYTHON) -m ruff check src tests benchmarks
+
+format: $(STAMP)
+	$(PYTHON) -m ruff format src tests benchmarks
+	$(PYTHON) -m ruff check --fix src tests benchmarks
+
+typecheck: $(STAMP)
+	$(PYTHON) -m mypy
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/reference_study.py
+	$(PYTHON) benchmarks/training_speed.py
+
+clean:
+	rm -rf .make build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,0 +1,67 @@
+"""The ``hourglass`` command line: ``train``, ``score``, ``encode`` and ``demo``.
+
+Each verb lives in its own module with ``add_parser(subparsers)`` and
+``run(args) -> int``; this module wires them together and turns user errors
+into one line on standard error with exit code 2 (usage) or 1 (runtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from sklearn.utils._param_validation import InvalidParameterError
+
+from hourglass._version import __version__
+from hourglass.cli import demo, encode, score, train
+from hourglass.exceptions import HourglassError
+
+__all__ = ["build_parser", "main"]
+
+_VERBS = (train, score, encode, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hourglass`` command."""
+    parser = argparse.ArgumentParser(
+        prog="hourglass",
+        description="Autoencoders for outlier detection and embeddings.",
+        epilog="Run 'hourglass VERB --help' for the options of each verb.",
+    )
+    parser.add_argument("--version", action="version", version=f"hourglass {__version__}")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb in _VERBS:
+        verb.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return int(exit_.code or 0)
+    try:
+        return int(args.run(args))
+    except InvalidParameterError as error:
+        print(f"hourglass {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+    except (HourglassError, OSError, ValueError) as error:
+        print(f"hourglass {args.verb}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hourglass {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug in hourglass, not a user error
+        if os.environ.get("HOURGLASS_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"hourglass {args.verb}: internal error: {type(error).__name__}: {error}. "
+            "Set HOURGLASS_DEBUG=1 to see the traceback, and please report it.",
+            file=sys.stderr,
+        )
+        return 1

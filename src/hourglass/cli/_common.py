@@ -1,0 +1,68 @@
+"""Helpers shared by the CLI verbs: reading data, loading models, writing outputs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hourglass._atomic import atomic_file
+from hourglass.data.files import read_data
+from hourglass.exceptions import InvalidInputError
+
+__all__ = ["add_data_arguments", "read_input", "write_table"]
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every verb that reads a data file accepts."""
+    parser.add_argument(
+        "--drop-columns",
+        metavar="COLS",
+        default="",
+        help="comma-separated columns to ignore in CSV/Parquet data (e.g. an id or a label)",
+    )
+
+
+def read_input(path: str, drop_columns: str = "") -> Any:
+    """Read a data file for a model; drop the named columns of a table."""
+    data = read_data(path)
+    names = [name.strip() for name in drop_columns.split(",") if name.strip()]
+    if names:
+        if not isinstance(data, pd.DataFrame):
+            raise InvalidInputError(
+                f"--drop-columns applies to CSV and Parquet files; {path} holds an array."
+            )
+        missing = [name for name in names if name not in data.columns]
+        if missing:
+            raise InvalidInputError(
+                f"--drop-columns names {missing}, which {path} does not have; its columns are "
+                f"{list(map(str, data.columns))}."
+            )
+        data = data.drop(columns=names)
+    return data
+
+
+def write_table(frame: pd.DataFrame, path: str) -> None:
+    """Write ``frame`` to ``path`` (.csv or .parquet), atomically."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise InvalidInputError(f"Cannot write {path}: use a .csv or .parquet file name.")
+    with atomic_file(path) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+
+def write_array(array: np.ndarray[Any, Any], path: str) -> None:
+    """Write ``array`` to ``path`` (.npy, .csv or .parquet), atomically."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        return
+    columns = [f"z{i}" for i in range(array.shape[1])]
+    write_table(pd.DataFrame(array, columns=columns), path)

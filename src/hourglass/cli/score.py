@@ -1,0 +1,89 @@
+"""``hourglass score MODEL_DIR DATA -o scores.csv``: reconstruction errors and outlier flags."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hourglass.cli._common import add_data_arguments, read_input, write_table
+from hourglass.estimators import AutoencoderOutlierDetector
+from hourglass.exceptions import InvalidInputError
+from hourglass.scoring import conformal_p_values, conformal_threshold, contamination_threshold
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``score`` verb."""
+    parser = subparsers.add_parser(
+        "score",
+        help="score data with a trained detector",
+        description=(
+            "Write one row per sample of DATA: index, reconstruction error, p-value (when the "
+            "model was calibrated) and outlier flag (1 = outlier). By default the model's own "
+            "threshold is used; one of --threshold, --fpr, --contamination overrides it."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL_DIR", help="a model saved by 'hourglass train'")
+    parser.add_argument("data", metavar="DATA", help="data file to score")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="scores file (.csv or .parquet)"
+    )
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument("--threshold", type=float, help="flag errors above this value")
+    rule.add_argument(
+        "--fpr",
+        type=float,
+        help="recalibrate on the model's calibration errors for this false-positive rate",
+    )
+    rule.add_argument(
+        "--contamination", type=float, help="flag this fraction of DATA with the largest errors"
+    )
+    parser.add_argument("--device", default=None, help="override the model's device")
+    add_data_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _threshold(
+    args: argparse.Namespace, detector: AutoencoderOutlierDetector, errors: np.ndarray[Any, Any]
+) -> tuple[float, str]:
+    if args.threshold is not None:
+        return float(args.threshold), "fixed"
+    if args.fpr is not None:
+        if not 0 < args.fpr < 1:
+            raise InvalidInputError(f"--fpr must be in (0, 1); got {args.fpr}.")
+        if detector.n_calibration_ == 0:
+            raise InvalidInputError(
+                "--fpr needs a model trained with calibration data (calibration fraction > 0)."
+            )
+        return conformal_threshold(detector.calibration_scores_, args.fpr), f"fpr={args.fpr}"
+    if args.contamination is not None:
+        if not 0 < args.contamination < 1:
+            raise InvalidInputError(f"--contamination must be in (0, 1); got {args.contamination}.")
+        value = contamination_threshold(errors, args.contamination)
+        return value, f"contamination={args.contamination}"
+    return float(detector.threshold_), f"model's ({detector.threshold_method_})"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score, write the table, print a summary."""
+    detector = AutoencoderOutlierDetector.load(args.model, device=args.device)
+    X = read_input(args.data, args.drop_columns)
+    errors = detector.reconstruction_error(X)
+    threshold, method = _threshold(args, detector, errors)
+    columns: dict[str, Any] = {"index": np.arange(errors.size), "reconstruction_error": errors}
+    if detector.n_calibration_ > 0:
+        columns["p_value"] = conformal_p_values(errors, detector.calibration_scores_)
+    flags = errors > threshold
+    columns["is_outlier"] = flags.astype(np.int8)
+    write_table(pd.DataFrame(columns), args.output)
+    worst = np.argsort(-errors, kind="stable")[:5]
+    print(
+        f"Scored {errors.size:,} samples ({detector.metric} error): median "
+        f"{np.median(errors):.4g}, max {errors.max():.4g}.\n"
+        f"Threshold {threshold:.6g} ({method}): {int(flags.sum()):,} outliers "
+        f"({flags.mean():.2%}). Largest errors at rows {', '.join(map(str, worst))}.\n"
+        f"Scores written to {args.output}"
+    )
+    return 0

@@ -1,0 +1,154 @@
+"""``hourglass train DATA -o MODEL_DIR``: fit an outlier detector and save it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hourglass.cli._common import add_data_arguments, read_input
+from hourglass.estimators import AutoencoderOutlierDetector
+from hourglass.scoring import ERROR_METRICS
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 256,128; got {text!r}"
+        ) from None
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``train`` verb."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train an autoencoder outlier detector on normal data",
+        description=(
+            "Train an autoencoder on DATA (.npy, .npz, .csv, .parquet or IDX; uint8 images "
+            "are scaled to [0, 1]) and save it, with its calibrated outlier threshold, to "
+            "MODEL_DIR."
+        ),
+    )
+    parser.add_argument("data", metavar="DATA", help="training data file")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="MODEL_DIR",
+        help="directory to save the model to (replaced atomically)",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--latent-dim", type=int, default=64, help="code size (default: 64)")
+    model.add_argument(
+        "--hidden-dims",
+        type=_int_tuple,
+        default=(),
+        metavar="W1,W2,...",
+        help="encoder hidden widths; the decoder mirrors them (default: none)",
+    )
+    model.add_argument("--activation", default="relu", help="hidden activation (default: relu)")
+    model.add_argument(
+        "--output-activation",
+        default="auto",
+        choices=["auto", "sigmoid", "linear"],
+        help="sigmoid for data in [0, 1], linear otherwise (default: auto)",
+    )
+    fitting = parser.add_argument_group("training")
+    fitting.add_argument(
+        "--loss",
+        default="auto",
+        choices=["auto", *ERROR_METRICS],
+        help="training loss (default: bce for sigmoid output, else mse)",
+    )
+    fitting.add_argument("--epochs", type=int, default=10, help="default: 10")
+    fitting.add_argument("--batch-size", type=int, default=64, help="default: 64")
+    fitting.add_argument("--learning-rate", type=float, default=1e-3, help="default: 0.001")
+    fitting.add_argument("--weight-decay", type=float, default=0.0, help="default: 0")
+    fitting.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=None,
+        help="fraction held out for validation loss (default: 0.1 with "
+        "--early-stopping, else none)",
+    )
+    fitting.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="stop when the validation loss stops improving",
+    )
+    fitting.add_argument("--patience", type=int, default=5, help="default: 5")
+    fitting.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    fitting.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: 1, fastest for small models)",
+    )
+    fitting.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    detection = parser.add_argument_group("outlier threshold (at most one rule)")
+    detection.add_argument(
+        "--metric",
+        default="mae",
+        choices=list(ERROR_METRICS),
+        help="reconstruction error used as the score (default: mae)",
+    )
+    rule = detection.add_mutually_exclusive_group()
+    rule.add_argument(
+        "--fpr",
+        type=float,
+        default=None,
+        help="target false-positive rate on normal data (default rule: 0.01)",
+    )
+    rule.add_argument(
+        "--contamination", type=float, default=None, help="expected fraction of outliers in DATA"
+    )
+    rule.add_argument("--threshold", type=float, default=None, help="fixed error threshold")
+    detection.add_argument(
+        "--calibration-fraction",
+        type=float,
+        default=0.2,
+        help="fraction of DATA held out for calibration (default: 0.2)",
+    )
+    add_data_arguments(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and save; print a one-paragraph summary."""
+    X = read_input(args.data, args.drop_columns)
+    detector = AutoencoderOutlierDetector(
+        latent_dim=args.latent_dim,
+        hidden_dims=args.hidden_dims,
+        activation=args.activation,
+        output_activation=args.output_activation,
+        loss=args.loss,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_fraction=args.validation_fraction,
+        early_stopping=args.early_stopping,
+        patience=args.patience,
+        device=args.device,
+        num_threads=args.threads,
+        verbose=0 if args.quiet else 1,
+        random_state=args.seed,
+        metric=args.metric,
+        fpr=args.fpr,
+        contamination=args.contamination,
+        threshold=args.threshold,
+        calibration_fraction=args.calibration_fraction,
+    ).fit(X)
+    path = detector.save(args.output)
+    history = detector.history_
+    val = f", validation loss {history['val_loss'][-1]:.4f}" if "val_loss" in history else ""
+    print(
+        f"Trained on {detector.n_features_in_}-feature samples for {detector.n_epochs_} "
+        f"epochs in {detector.fit_time_:.1f} s: training loss {history['loss'][-1]:.4f}{val}.\n"
+        f"Threshold ({detector.threshold_method_}, {detector.metric}): "
+        f"{detector.threshold_:.6g}; {detector.n_calibration_} calibration samples.\n"
+        f"Model saved to {path}/"
+    )
+    return 0
