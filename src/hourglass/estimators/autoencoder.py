@@ -68,9 +68,10 @@ class Autoencoder(BaseAutoencoder):
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
         ``"cuda:N"``.
     num_threads : int or None, default=None
-        Intra-op threads used by torch during fit and inference on the CPU.
-        ``None`` uses one thread, the fastest choice measured for small dense
-        models (the caller's torch setting is restored afterwards).
+        Intra-op threads used by torch during fit and inference on the CPU
+        (the caller's torch setting is restored afterwards). ``None`` trains
+        with one thread, the fastest choice measured for small dense models,
+        and predicts with torch's default (all cores).
     verbose : int, default=1
         0 is silent; 1 shows a progress bar during fit.
     random_state : int, numpy Generator/RandomState or None, default=None

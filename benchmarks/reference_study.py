@@ -1,0 +1,112 @@
+"""Benchmark: the reference study's two protocols, several seeds, every score metric.
+
+P1: train on MNIST (the fixed split of the test set when the training split is
+absent: ``perm = default_rng(0).permutation(10000)``, train ``perm[:8000]``,
+evaluate ``perm[8000:]``), outliers = the Fashion-MNIST test set.
+P2: train on Fashion-MNIST (60,000), normal = its test set, outliers = the MNIST
+test set.
+
+The model is the reference one (hourglass's defaults: 784→64→784, BCE, Adam,
+batch 64, 10 epochs), fitted as a plain :class:`hourglass.Autoencoder` on all
+the training images. Printed per protocol and seed: AUROC and average
+precision (outliers = positive) of the MAE, MSE and BCE scores, fit seconds,
+training images/s (training part of the epochs) and inference images/s
+(reconstruction errors of the evaluation images). Then the median over seeds.
+
+Run: ``python benchmarks/reference_study.py [--data-dir DIR] [--seeds 0 1 2] [--epochs 10]``
+(data found as in :mod:`hourglass.datasets`; ``make bench`` sets ``HOURGLASS_DATA``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hourglass import Autoencoder
+from hourglass.reference_study import load_protocol, outlier_metrics
+from hourglass.scoring import ERROR_METRICS
+
+
+def run_one(protocol_name: str, seed: int, epochs: int, data_dir: str | None) -> dict[str, Any]:
+    """Fit and score one protocol with one seed."""
+    protocol = load_protocol(protocol_name, data_dir=data_dir)
+    model = Autoencoder(epochs=epochs, random_state=seed, verbose=0).fit(protocol.train)
+    n_train = protocol.train.shape[0]
+    row: dict[str, Any] = {
+        "protocol": protocol_name,
+        "seed": seed,
+        "n_train": n_train,
+        "fit_s": model.fit_time_,
+        "train_img_s": n_train * model.n_epochs_ / sum(model.history_["epoch_time"]),
+    }
+    images = np.concatenate([protocol.normal, protocol.outliers])
+    model.reconstruction_error(images[:2048])  # warm-up
+    started = time.perf_counter()
+    errors = {metric: model.reconstruction_error(images, metric=metric) for metric in ERROR_METRICS}
+    row["infer_img_s"] = images.shape[0] * len(ERROR_METRICS) / (time.perf_counter() - started)
+    n_normal = protocol.normal.shape[0]
+    for metric, values in errors.items():
+        scores = outlier_metrics(values[:n_normal], values[n_normal:])
+        row[f"auroc_{metric}"] = scores["auroc"]
+        row[f"ap_{metric}"] = scores["average_precision"]
+    return row
+
+
+COLUMNS = [
+    ("auroc_mae", "AUROC mae", "{:.4f}"),
+    ("auroc_mse", "AUROC mse", "{:.4f}"),
+    ("auroc_bce", "AUROC bce", "{:.4f}"),
+    ("ap_mae", "AP mae", "{:.4f}"),
+    ("ap_mse", "AP mse", "{:.4f}"),
+    ("ap_bce", "AP bce", "{:.4f}"),
+    ("fit_s", "fit s", "{:.1f}"),
+    ("train_img_s", "train img/s", "{:,.0f}"),
+    ("infer_img_s", "infer img/s", "{:,.0f}"),
+]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Print one line per run, then the median per protocol, as a Markdown table."""
+    header = ["protocol", "seed", *(title for _, title, _ in COLUMNS)]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        cells = [row["protocol"], str(row["seed"])]
+        cells += [fmt.format(row[key]) for key, _, fmt in COLUMNS]
+        print("| " + " | ".join(cells) + " |")
+    for protocol in sorted({row["protocol"] for row in rows}):
+        group = [row for row in rows if row["protocol"] == protocol]
+        cells = [f"**{protocol}**", "median"]
+        cells += [
+            fmt.format(statistics.median(row[key] for row in group)) for key, _, fmt in COLUMNS
+        ]
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    """Parse arguments, run every protocol and seed, print and optionally save."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--protocols", nargs="+", default=["P1", "P2"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--out", default=None, help="write the rows as JSON to this file")
+    args = parser.parse_args()
+    rows = []
+    for protocol in args.protocols:
+        for seed in args.seeds:
+            rows.append(run_one(protocol, seed, args.epochs, args.data_dir))
+            print(f"done: {protocol} seed {seed}", flush=True)
+    print_table(rows)
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
