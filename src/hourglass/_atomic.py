@@ -22,6 +22,13 @@ def _fsync_directory(path: Path) -> None:
             os.close(fd)
 
 
+def _default_mode(directory: bool) -> int:
+    """The permissions a plain ``open``/``mkdir`` would give under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success, rename it over ``path``.
@@ -38,6 +45,8 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp creates the file private (0600); give it ordinary permissions.
+        os.chmod(tmp, _default_mode(directory=False))
         os.replace(tmp, target)
         _fsync_directory(target.parent)
     except BaseException:
@@ -64,6 +73,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
                 with open(child, "rb+") as handle:
                     os.fsync(handle.fileno())
         _fsync_directory(tmp)
+        os.chmod(tmp, _default_mode(directory=True))  # mkdtemp makes it private (0700)
         aside: Path | None = None
         if target.exists():
             if not target.is_dir():
