@@ -40,6 +40,10 @@ Protocol
   PATH ends in ``.json``/``.csv``, otherwise both files, time-stamped, in the folder PATH
   (default ``benchmarks/results/``, which is git-ignored).
 
+Threads: by default each library picks its own (hourglass chooses per phase, training and
+inference, on its own; TensorFlow uses its thread pools' defaults). ``--threads N`` sets
+hourglass's ``num_threads`` (both phases) and TensorFlow's intra- and inter-op threads to ``N``.
+
 Data: ``--data-dir`` (default ``$HOURGLASS_DATA``; without either, hourglass uses its own data
 lookup and the Keras side needs ``$HOURGLASS_DATA``). It may be the folder holding the IDX
 ``.gz`` files or a parent with a ``fashion-mnist/`` sub-folder.
@@ -333,8 +337,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=None,
-        help="threads for both sides (torch.set_num_threads / TF intra+inter-op; default: "
-        "each framework's default)",
+        help="threads for both sides (hourglass num_threads / TF intra+inter-op threads; "
+        "default: each library's own default)",
     )
     parser.add_argument(
         "--out",

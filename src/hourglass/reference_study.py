@@ -208,11 +208,12 @@ def run_demo(
         The content of ``metrics.json``.
     """
     out_dir = Path(out)
+    # Check the arguments before the (slow) data loading.
+    if train_size is not None and train_size < 2:
+        raise InvalidInputError(f"train_size must be at least 2; got {train_size}.")
     protocol = load_protocol("P1", data_dir=data_dir)
     train = protocol.train
     if train_size is not None:
-        if train_size < 2:
-            raise InvalidInputError(f"train_size must be at least 2; got {train_size}.")
         order = np.random.default_rng(seed).permutation(train.shape[0])[:train_size]
         train = train[np.sort(order)]
     if verbose:

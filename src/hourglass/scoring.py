@@ -120,7 +120,13 @@ def conformal_threshold(calibration_scores: ArrayLike, fpr: float) -> float:
     m = values.shape[0]
     if m == 0:
         raise ValueError("conformal_threshold needs at least one calibration score.")
-    rank = math.ceil((1.0 - fpr) * (m + 1))  # 1-based rank in ascending order
+    # rank = ceil((1 - fpr) * (m + 1)) = m + 1 - j in exact arithmetic, where j is the
+    # number of attainable p-values (1 + k) / (m + 1) that are <= fpr. Counting j with
+    # the very expression conformal_p_values uses keeps "error > threshold" and
+    # "p_value <= fpr" in agreement where the float product would round across an
+    # integer (e.g. (1 - 0.7) * 10 == 3.0000000000000004).
+    attainable = (1.0 + np.arange(m + 1, dtype=np.float64)) / (m + 1.0)
+    rank = m + 1 - int(np.count_nonzero(attainable <= fpr))  # 1-based, ascending order
     if rank > m:
         needed = math.ceil(1.0 / fpr) - 1
         warnings.warn(

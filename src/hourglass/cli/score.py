@@ -63,7 +63,7 @@ def _threshold(
             raise InvalidInputError(f"--contamination must be in (0, 1); got {args.contamination}.")
         value = contamination_threshold(errors, args.contamination)
         return value, f"contamination={args.contamination}"
-    return float(detector.threshold_), f"model's ({detector.threshold_method_})"
+    return float(detector.threshold_), f"the model's, {detector.threshold_method_} rule"
 
 
 def run(args: argparse.Namespace) -> int:

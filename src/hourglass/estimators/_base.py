@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from hourglass import persistence
 from hourglass._version import __version__
-from hourglass.estimators._input import PreparedInput, prepare_input
+from hourglass.estimators._input import UINT8_SCALE, PreparedInput, prepare_input, to_unit_float
 from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.nn import DenseAutoencoder, DenseConfig
@@ -46,6 +46,13 @@ def _seed_from(random_state: Any) -> int:
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63 - 1))
     return int(random_state)
+
+
+def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
+    """A tensor sharing ``values``' memory, also for read-only arrays (never written to)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(values)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -90,7 +97,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         "device": [str],
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
-        "random_state": ["random_state"],
+        "random_state": ["random_state", np.random.Generator],  # as documented
     }
 
     # Set by subclasses' __init__; declared for type checkers.
@@ -131,13 +138,14 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             )
         return tuple(int(d) for d in dims)
 
-    def _resolve_output_and_loss(self, values: NDArray[np.float32]) -> tuple[str, str]:
-        in_unit_range = bool(values.min() >= 0.0 and values.max() <= 1.0)
+    def _resolve_output_and_loss(self, prepared: PreparedInput) -> tuple[str, str]:
+        low, high = prepared.value_range()
+        in_unit_range = low >= 0.0 and high <= 1.0
         output = self.output_activation
         if output == "auto":
             output = "sigmoid" if in_unit_range else "linear"
         if output == "sigmoid" and not in_unit_range:
-            raise InvalidInputError(self._range_message(values))
+            raise InvalidInputError(self._range_message(low, high))
         loss = self.loss
         if loss == "auto":
             loss = "bce" if output == "sigmoid" else "mse"
@@ -148,10 +156,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             )
         return output, loss
 
-    def _range_message(self, values: NDArray[np.float32]) -> str:
+    def _range_message(self, low: float, high: float) -> str:
         return (
             f"{type(self).__name__} with a sigmoid output needs data in [0, 1], but the values "
-            f"range from {float(values.min()):.4g} to {float(values.max()):.4g}. Scale the data "
+            f"range from {low:.4g} to {high:.4g}. Scale the data "
             "to [0, 1] (divide pixel intensities by 255, or use "
             "sklearn.preprocessing.MinMaxScaler), or use output_activation='linear'."
         )
@@ -169,21 +177,16 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _objective(
         self, module: torch.nn.Module, x: torch.Tensor, target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        logits = module(x)
-        output = torch.sigmoid(logits) if self.output_activation_ == "sigmoid" else logits
-        if self.loss_ == "bce":
-            loss = F.binary_cross_entropy_with_logits(logits, target)
-        elif self.loss_ == "mse":
-            loss = F.mse_loss(output, target)
+        network = cast(DenseAutoencoder, module)
+        if torch.is_grad_enabled() and network.has_fused_gradients:  # a training step
+            loss, mae = network.loss_and_gradients(x, target, self.loss_)
         else:
-            loss = F.l1_loss(output, target)
-        with torch.no_grad():
-            mae = (output - target).abs().mean()
+            loss, mae = network.reconstruction_loss(x, target, self.loss_)
         return {"loss": loss, "mae": mae}
 
     def _prepare_validation(
         self, validation_data: Any, sample_shape: tuple[int, ...]
-    ) -> NDArray[np.float32]:
+    ) -> NDArray[Any]:
         prepared = prepare_input(self, validation_data, reset=False)
         if prepared.values.shape[1:] != sample_shape:
             raise InvalidInputError(
@@ -205,14 +208,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.input_shape_ = tuple(int(s) for s in values.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
         self.scales_uint8_ = prepared.was_uint8
-        self.output_activation_, self.loss_ = self._resolve_output_and_loss(values)
+        self.output_activation_, self.loss_ = self._resolve_output_and_loss(prepared)
         flat = values.reshape(values.shape[0], -1)
-        self.data_min_ = flat.min(axis=0)
-        self.data_max_ = flat.max(axis=0)
+        scale = np.float32(1.0 / UINT8_SCALE if prepared.was_uint8 else 1.0)
+        self.data_min_ = flat.min(axis=0).astype(np.float32) * scale
+        self.data_max_ = flat.max(axis=0).astype(np.float32) * scale
         self.device_ = resolve_device(self.device)
 
         rng = np.random.default_rng(seed)
-        validation_values: NDArray[np.float32] | None = None
+        validation_values: NDArray[Any] | None = None
         if validation_data is not None:
             validation_values = self._prepare_validation(validation_data, self.input_shape_)
         else:
@@ -239,10 +243,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             output_activation=self.output_activation_,
         )
         module = DenseAutoencoder(config, generator=generator).to(self.device_)
-        inputs = torch.from_numpy(values)
+        inputs = _as_tensor(values)
         validation = None
         if validation_values is not None:
-            validation_tensor = torch.from_numpy(validation_values)
+            validation_tensor = _as_tensor(validation_values)
             validation = (validation_tensor, validation_tensor)
         training = TrainingConfig(
             epochs=int(self.epochs),
@@ -264,6 +268,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 config=training,
                 generator=generator,
                 device=self.device_,
+                prepare_batch=to_unit_float,
             )
         self.module_ = module
         self._record_history(history)
@@ -282,9 +287,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         except Exception as error:  # scikit-learn's NotFittedError
             raise HourglassNotFittedError(str(error)) from None
 
-    def _prepare_for_inference(self, X: Any) -> NDArray[np.float32]:
+    def _prepare_for_inference(self, X: Any) -> NDArray[Any]:
         self._check_fitted()
-        values = prepare_input(self, X, reset=False).values
+        prepared = prepare_input(self, X, reset=False)
+        values = prepared.values
         sample_shape = tuple(values.shape[1:])
         n_features = int(np.prod(sample_shape))
         if n_features != self.n_features_in_:
@@ -293,12 +299,14 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"{self.n_features_in_} features as input (samples of shape "
                 f"{self.input_shape_}; got samples of shape {sample_shape})."
             )
-        if self.output_activation_ == "sigmoid" and (values.min() < 0.0 or values.max() > 1.0):
-            raise InvalidInputError(self._range_message(values))
+        if self.output_activation_ == "sigmoid" and not prepared.was_uint8:
+            low, high = prepared.value_range()
+            if low < 0.0 or high > 1.0:
+                raise InvalidInputError(self._range_message(low, high))
         return values
 
     def _map_batches(
-        self, values: NDArray[np.float32], fn: Any, *, batch_size: int = INFERENCE_BATCH_SIZE
+        self, values: NDArray[Any], fn: Any, *, batch_size: int = INFERENCE_BATCH_SIZE
     ) -> list[torch.Tensor]:
         """Apply ``fn(module, x_batch)`` to consecutive batches, in eval mode, without grad."""
         module = self.module_
@@ -306,11 +314,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         outputs: list[torch.Tensor] = []
         with num_threads(self._threads(training=False)), torch.inference_mode():
             for start in range(0, values.shape[0], batch_size):
-                batch = torch.from_numpy(values[start : start + batch_size]).to(self.device_)
+                chunk = _as_tensor(values[start : start + batch_size])
+                batch = to_unit_float(chunk.to(self.device_))
                 outputs.append(fn(module, batch).cpu())
         return outputs
 
-    def _reconstruct_values(self, values: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _reconstruct_values(self, values: NDArray[Any]) -> NDArray[np.float32]:
         def run(module: DenseAutoencoder, x: torch.Tensor) -> torch.Tensor:
             return self._clip(module.reconstruct(x))
 
@@ -324,7 +333,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         high = torch.from_numpy(self.data_max_).to(output.device).view(output.shape[1:])
         return torch.maximum(torch.minimum(output, high), low)
 
-    def _errors(self, values: NDArray[np.float32], metric: str) -> NDArray[np.float64]:
+    def _errors(self, values: NDArray[Any], metric: str) -> NDArray[np.float64]:
         if metric not in ERROR_METRICS:
             raise InvalidInputError(
                 f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}."
@@ -516,7 +525,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             }
             estimator._restore_fitted_state(model.state, arrays)
             estimator.device_ = resolve_device(estimator.device)
-            module = DenseAutoencoder(estimator._module_config())
+            # A private generator: the initial weights are overwritten below, and
+            # loading must not advance torch's global RNG.
+            module = DenseAutoencoder(estimator._module_config(), generator=torch.Generator())
             weights = {
                 k.removeprefix("module."): v
                 for k, v in model.tensors.items()

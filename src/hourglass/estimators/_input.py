@@ -1,4 +1,10 @@
-"""Turning user data (NumPy, torch, pandas, lists) into validated float32 arrays."""
+"""Turning user data (NumPy, torch, pandas, lists) into validated arrays.
+
+Floating-point and integer data become float32. uint8 data are pixel
+intensities: they stay uint8 (four times smaller) and are divided by 255 batch
+by batch, on their way into the network (:func:`to_unit_float`), so that every
+method sees them in [0, 1].
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, validate_data
 
 from hourglass.exceptions import InvalidInputError
 
-__all__ = ["PreparedInput", "prepare_input"]
+__all__ = ["UINT8_SCALE", "PreparedInput", "prepare_input", "to_unit_float"]
 
 #: uint8 data are pixel intensities: divided by this to land in [0, 1].
 UINT8_SCALE = 255.0
@@ -20,10 +27,28 @@ UINT8_SCALE = 255.0
 
 @dataclass(frozen=True)
 class PreparedInput:
-    """Validated data: float32, finite, at least one sample, 2 to 4 dimensions."""
+    """Validated data: finite, at least one sample, 2 to 4 dimensions."""
 
-    values: NDArray[np.float32]  # (n, *sample_shape)
-    was_uint8: bool  # whether the raw input was uint8 and was divided by 255
+    values: NDArray[Any]  # (n, *sample_shape), float32, or uint8 pixel values (0..255)
+
+    @property
+    def was_uint8(self) -> bool:
+        """Whether the data are uint8 pixel values, to be divided by 255."""
+        return bool(self.values.dtype == np.uint8)
+
+    def value_range(self) -> tuple[float, float]:
+        """Smallest and largest value, after the division of uint8 data by 255."""
+        low, high = float(self.values.min()), float(self.values.max())
+        if self.was_uint8:
+            return low / UINT8_SCALE, high / UINT8_SCALE
+        return low, high
+
+
+def to_unit_float(batch: torch.Tensor) -> torch.Tensor:
+    """A uint8 batch divided by 255 as float32; any other batch unchanged."""
+    if batch.dtype == torch.uint8:
+        return batch.to(torch.float32).div_(UINT8_SCALE)
+    return batch
 
 
 def _to_numpy(X: Any, estimator_name: str) -> Any:
@@ -31,10 +56,14 @@ def _to_numpy(X: Any, estimator_name: str) -> Any:
     if type(X).__module__.startswith("torch") and hasattr(X, "detach"):
         return X.detach().cpu().numpy()
     if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a pandas DataFrame
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+        # pandas' own checks, because np.dtype() rejects extension dtypes (category,
+        # string, nullable Int64/boolean), pandas 3's default for text columns included.
         non_numeric = [
             str(column)
             for column, dtype in zip(X.columns, X.dtypes, strict=True)
-            if not (np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_)
+            if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype))
         ]
         if non_numeric:
             shown = ", ".join(repr(c) for c in non_numeric[:5])
@@ -44,7 +73,8 @@ def _to_numpy(X: Any, estimator_name: str) -> Any:
                 "not numeric. Encode categorical columns (e.g. with pandas.get_dummies or "
                 "sklearn.preprocessing.OneHotEncoder) or drop them first."
             )
-        return X.to_numpy(dtype=np.float32)
+        # Missing values of nullable columns (pd.NA) become NaN, which check_array rejects.
+        return X.to_numpy(dtype=np.float32, na_value=np.nan)
     return X
 
 
@@ -78,6 +108,9 @@ def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedI
             f"{name} accepts arrays of shape (n, d), (n, h, w) or (n, c, h, w); got an array "
             f"with {array.ndim} dimensions, shape {array.shape}. Reshape it to one of those."
         )
-    if was_uint8:
-        array = array.astype(np.float32) / np.float32(UINT8_SCALE)
-    return PreparedInput(values=np.ascontiguousarray(array, dtype=np.float32), was_uint8=was_uint8)
+    if array.ndim > 2 and 0 in array.shape[1:]:
+        raise InvalidInputError(
+            f"{name} needs samples with at least one value; got an array of shape "
+            f"{array.shape}, whose samples are empty."
+        )
+    return PreparedInput(values=np.ascontiguousarray(array))

@@ -229,7 +229,7 @@ patience, device, num_threads, verbose, random_state
         calibration = values[np.sort(order[:n_calibration])]
         training = values[np.sort(order[n_calibration:])]
         self._fit_prepared(
-            PreparedInput(values=training, was_uint8=prepared.was_uint8),
+            PreparedInput(values=training),
             validation_data=validation_data,
             seed=seed,
         )
@@ -239,7 +239,11 @@ patience, device, num_threads, verbose, random_state
                 "'mse' for this data."
             )
         self.n_calibration_ = int(n_calibration)
-        self.calibration_scores_ = self._errors(calibration, self.metric)
+        self.calibration_scores_ = (
+            self._errors(calibration, self.metric)
+            if n_calibration
+            else np.empty(0, dtype=np.float64)
+        )
         self.threshold_method_ = rule
         if rule == "fpr":
             fpr = DEFAULT_FPR if self.fpr is None else float(self.fpr)

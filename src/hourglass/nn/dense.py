@@ -10,6 +10,11 @@ import torch
 from torch import nn
 
 from hourglass.nn.blocks import glorot_normal_, make_activation
+from hourglass.nn.fused import (
+    FUSED_ACTIVATIONS,
+    loss_and_gradients,
+    reconstruction_loss_reference,
+)
 
 __all__ = ["DenseAutoencoder", "DenseConfig"]
 
@@ -34,10 +39,19 @@ class DenseConfig:
         return math.prod(self.input_shape)
 
 
+def _linear(width_in: int, width_out: int) -> nn.Linear:
+    # skip_init: nn.Linear's own initialisation would draw from torch's global RNG;
+    # every Linear is initialised from the caller's generator in DenseAutoencoder.
+    layer: nn.Linear = torch.nn.utils.skip_init(  # type: ignore[no-untyped-call]
+        nn.Linear, width_in, width_out
+    )
+    return layer
+
+
 def _stack(widths: list[int], activation: str) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for width_in, width_out in itertools.pairwise(widths):
-        layers += [nn.Linear(width_in, width_out), make_activation(activation)]
+        layers += [_linear(width_in, width_out), make_activation(activation)]
     return layers
 
 
@@ -67,7 +81,7 @@ class DenseAutoencoder(nn.Module):
         # The decoder's last layer has no hidden activation: the output activation
         # is applied separately so that training can use logits.
         hidden = _stack(decoder_widths[:-1], config.activation)
-        self.decoder = nn.Sequential(*hidden, nn.Linear(decoder_widths[-2], decoder_widths[-1]))
+        self.decoder = nn.Sequential(*hidden, _linear(decoder_widths[-2], decoder_widths[-1]))
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 glorot_normal_(module.weight, generator)
@@ -96,3 +110,41 @@ class DenseAutoencoder(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction of ``x`` in data space (after the output activation)."""
         return self.output(self.forward(x))
+
+    def reconstruction_loss(
+        self, x: torch.Tensor, target: torch.Tensor, loss: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean ``loss`` (``"bce"``, ``"mse"`` or ``"mae"``) of reconstructing ``target``.
+
+        Returns ``(loss, mae)``: the differentiable loss (through autograd) and
+        the mean absolute error of the output (no gradient).
+        """
+        return reconstruction_loss_reference(
+            self.forward(x), target, self.config.output_activation, loss
+        )
+
+    @property
+    def has_fused_gradients(self) -> bool:
+        """Whether :meth:`loss_and_gradients` can be used (it depends on the activation)."""
+        return self.config.activation in FUSED_ACTIVATIONS
+
+    def loss_and_gradients(
+        self, x: torch.Tensor, target: torch.Tensor, loss: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`reconstruction_loss`, but writes the parameters' gradients itself.
+
+        The fast path for training (see :mod:`hourglass.nn.fused`): returns
+        ``(loss, mae)`` without gradient and overwrites every parameter's
+        ``.grad`` with the gradient of ``loss``.
+        """
+        return loss_and_gradients(
+            x.reshape(x.shape[0], -1),  # (batch, n_features)
+            target.reshape(target.shape[0], -1),
+            self._linear_layers(),
+            activation=self.config.activation,
+            output_activation=self.config.output_activation,
+            loss=loss,
+        )
+
+    def _linear_layers(self) -> list[nn.Linear]:
+        return [m for m in self.modules() if isinstance(m, nn.Linear)]

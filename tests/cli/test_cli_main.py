@@ -1,0 +1,125 @@
+"""The ``hourglass`` command itself: version, help, usage errors and error handling.
+
+Everything runs in-process through :func:`hourglass.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+import hourglass
+from hourglass.cli import build_parser, main
+from hourglass.cli import train as train_verb
+from hourglass.exceptions import InvalidInputError
+
+VERBS = ("train", "score", "encode", "demo")
+
+# Options each verb's --help must mention.
+VERB_OPTIONS = {
+    "train": ("--output", "--latent-dim", "--hidden-dims", "--epochs", "--fpr", "--drop-columns"),
+    "score": ("--output", "--threshold", "--fpr", "--contamination", "--drop-columns"),
+    "encode": ("--output", "--device", "--drop-columns"),
+    "demo": ("--data-dir", "--train-size", "--epochs", "--out", "--seed", "--quiet"),
+}
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+
+    assert capsys.readouterr().out.strip() == f"hourglass {hourglass.__version__}"
+
+
+def test_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("usage: hourglass")
+    for verb in VERBS:
+        assert verb in out
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_verb_help_mentions_its_options(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([verb, "--help"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: hourglass {verb}")
+    for option in VERB_OPTIONS[verb]:
+        assert option in out
+
+
+def test_no_verb_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "hourglass: error: the following arguments are required: VERB"
+
+
+def test_unknown_verb_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fly"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("hourglass: error: argument VERB: invalid choice")
+
+
+def test_build_parser_dispatches_each_verb() -> None:
+    parser = build_parser()
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    args = parser.parse_args(["encode", "model", "data.npy", "-o", "codes.npy"])
+    assert args.verb == "encode"
+    assert callable(args.run)
+
+
+def _failing_train(error: BaseException) -> object:
+    def run(args: argparse.Namespace) -> int:
+        raise error
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "prefix"),
+    [
+        (InvalidInputError("bad data; fix it."), 1, "hourglass train: error: bad data; fix it."),
+        (FileNotFoundError("no such file"), 1, "hourglass train: error: no such file"),
+        (KeyboardInterrupt(), 130, "hourglass train: interrupted"),
+        (
+            RuntimeError("boom"),
+            1,
+            "hourglass train: internal error: RuntimeError: boom. Set HOURGLASS_DEBUG=1",
+        ),
+    ],
+)
+def test_errors_become_one_line_and_an_exit_code(
+    error: BaseException,
+    code: int,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("HOURGLASS_DEBUG", raising=False)
+    monkeypatch.setattr(train_verb, "run", _failing_train(error))
+
+    assert main(["train", "data.npy", "-o", "model"]) == code
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    assert captured.err.startswith(prefix)
+    assert "Traceback" not in captured.err
+
+
+def test_hourglass_debug_shows_the_traceback_of_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOURGLASS_DEBUG", "1")
+    monkeypatch.setattr(train_verb, "run", _failing_train(RuntimeError("boom")))
+
+    assert main(["train", "data.npy", "-o", "model"]) == 1
+
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert err.splitlines()[-1].startswith("hourglass train: internal error: RuntimeError: boom")
