@@ -102,7 +102,7 @@ class FusedAdamW:
 
     def __init__(
         self,
-        params: list[nn.Parameter],
+        params: list[torch.Tensor],
         *,
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -116,7 +116,7 @@ class FusedAdamW:
         self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
 
     @staticmethod
-    def supports(params: list[nn.Parameter]) -> bool:
+    def supports(params: list[torch.Tensor]) -> bool:
         """Whether the fused kernel exists and can update ``params``."""
         devices = {p.device for p in params}
         return (
@@ -161,7 +161,7 @@ class FusedAdamW:
 
 
 def _make_optimizer(module: nn.Module, config: TrainingConfig) -> Any:
-    params = [p for p in module.parameters() if p.requires_grad]
+    params: list[torch.Tensor] = [p for p in module.parameters() if p.requires_grad]
     if FusedAdamW.supports(params):
         return FusedAdamW(
             params,
