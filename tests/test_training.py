@@ -15,7 +15,7 @@ from torch import nn
 
 from hourglass import Autoencoder
 from hourglass.exceptions import TrainingError
-from hourglass.training import History, TrainingConfig, evaluate, num_threads, train
+from hourglass.training import History, TrainingConfig, evaluate, train
 
 
 def _regression_data(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,22 +305,6 @@ def test_autoencoder_fit_leaves_the_global_rngs_alone(random_state: int | None) 
 
     assert torch.equal(torch_before, torch.get_rng_state())
     assert _numpy_states_equal(numpy_before, _numpy_global_state())
-
-
-def test_num_threads_restores_the_previous_thread_count() -> None:
-    previous = torch.get_num_threads()
-    target = 1 if previous != 1 else 2
-
-    with num_threads(target):
-        assert torch.get_num_threads() == target
-    assert torch.get_num_threads() == previous
-
-    with pytest.raises(RuntimeError, match="boom"), num_threads(target):
-        raise RuntimeError("boom")
-    assert torch.get_num_threads() == previous
-
-    with num_threads(None):
-        assert torch.get_num_threads() == previous
 
 
 def test_autoencoder_fit_restores_the_thread_count() -> None:

@@ -15,21 +15,21 @@ fused Adam kernel where available.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from hourglass.exceptions import TrainingError
+from hourglass.threads import ThreadTuner, num_threads
 
-__all__ = ["History", "Objective", "TrainingConfig", "evaluate", "num_threads", "train"]
+__all__ = ["FusedAdamW", "History", "Objective", "TrainingConfig", "evaluate", "train"]
 
 #: ``objective(module, inputs, targets) -> {"loss": scalar, other metrics...}``,
 #: every value a scalar tensor averaged over the batch. If ``"loss"`` does not
@@ -54,6 +54,11 @@ class TrainingConfig:
     min_delta: float = 0.0  # smallest decrease of the monitored loss that counts as improvement
     eval_batch_size: int = 1024  # batch size of validation passes (no gradients, so larger)
     verbose: int = 1  # 0: silent; 1: one progress bar over all batches
+    # "auto" (on a CPU): measure and switch between 1 thread and all cores while
+    # training (see hourglass.threads) where the thread count provably does not change
+    # the gradients, else use 1 thread; the results are always those of 1 thread.
+    # None: leave torch's setting as it is.
+    num_threads: Literal["auto"] | None = "auto"
     progress_description: str = "training"
 
 
@@ -74,20 +79,6 @@ class History:
     def n_epochs(self) -> int:
         """Number of completed epochs."""
         return len(self.metrics.get("loss", []))
-
-
-@contextlib.contextmanager
-def num_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (``None`` leaves it unchanged)."""
-    if n is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class FusedAdamW:
@@ -218,6 +209,39 @@ def evaluate(
     return {key: float(total) / n for key, total in totals.items()}
 
 
+def _gradients_thread_invariant(
+    module: nn.Module,
+    objective: Objective,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thread_counts: tuple[int, ...],
+) -> bool:
+    """Whether one training step gives bit-identical gradients with every thread count.
+
+    Matrix-product libraries split some shapes along the summed dimension when
+    given several threads, which changes the rounding; for those shapes the thread
+    count must stay fixed for training to be reproducible. The split depends on
+    shapes and thread counts only, so one batch tells for all batches of its size.
+    """
+    gradients = []
+    for count in thread_counts:
+        with num_threads(count):
+            values = objective(module, x, y)
+            if values["loss"].requires_grad:
+                module.zero_grad(set_to_none=True)
+                values["loss"].backward()  # type: ignore[no-untyped-call]
+        gradients.append([None if p.grad is None else p.grad.clone() for p in module.parameters()])
+    module.zero_grad(set_to_none=True)
+    reference = gradients[0]
+    return all(
+        all(
+            (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+            for a, b in zip(reference, other, strict=True)
+        )
+        for other in gradients[1:]
+    )
+
+
 def _batch_weighted_means(
     records: list[dict[str, torch.Tensor]], n: int, batch_size: int
 ) -> dict[str, float]:
@@ -311,6 +335,20 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     epochs_without_improvement = 0
 
+    threads_before = torch.get_num_threads()  # restored at the end if the tuner changes it
+    tuner = None
+    if config.num_threads == "auto" and device.type == "cpu" and n >= config.batch_size:
+        candidate = ThreadTuner.for_this_machine()
+        first = prepare_batch(inputs[: config.batch_size].to(device))
+        first_target = (
+            first if same_target else prepare_batch(targets[: config.batch_size].to(device))
+        )
+        if len(candidate.candidates) > 1 and _gradients_thread_invariant(
+            module, objective, first, first_target, candidate.candidates
+        ):
+            tuner = candidate
+    if config.num_threads == "auto" and device.type == "cpu" and tuner is None:
+        torch.set_num_threads(1)  # reproducible, and never slowed down by busy cores
     progress = tqdm(
         total=config.epochs * n_batches,
         desc=config.progress_description,
@@ -327,8 +365,16 @@ def train(
             if order is not None:
                 order = order.to(inputs.device)
             records: list[dict[str, torch.Tensor]] = []  # per-batch values, summed at the end
+            block_started, block_batches = time.perf_counter(), 0
+            if tuner is not None:
+                tuner.start_block()
             for start in range(0, n, config.batch_size):
                 stop = min(start + config.batch_size, n)
+                if tuner is not None and stop - start < config.batch_size:
+                    # A short last batch has other shapes, for which the thread count
+                    # was not checked: run it with a fixed count, so results stay
+                    # reproducible.
+                    torch.set_num_threads(tuner.candidates[0])
                 if order is None:
                     x, y = inputs[start:stop], targets[start:stop]
                 else:
@@ -345,19 +391,26 @@ def train(
                 optimizer.step()
                 records.append({key: value.detach() for key, value in values.items()})
                 progress.update(1)
+                block_batches += 1
+                if tuner is not None and block_batches == tuner.block_size:
+                    now = time.perf_counter()
+                    tuner.end_block(now - block_started, block_batches)
+                    tuner.start_block()
+                    block_started, block_batches = now, 0
             epoch_values = _batch_weighted_means(records, n, config.batch_size)
             epoch_values["epoch_time"] = time.perf_counter() - started
             _check_finite(epoch_values, epoch)
             if validation is not None:
-                val = evaluate(
-                    module,
-                    objective,
-                    validation[0],
-                    validation[1],
-                    batch_size=config.eval_batch_size,
-                    device=device,
-                    prepare_batch=prepare_batch,
-                )
+                with num_threads(threads_before):
+                    val = evaluate(
+                        module,
+                        objective,
+                        validation[0],
+                        validation[1],
+                        batch_size=config.eval_batch_size,
+                        device=device,
+                        prepare_batch=prepare_batch,
+                    )
                 epoch_values.update({f"val_{key}": value for key, value in val.items()})
             history.append(epoch_values)
             progress.set_postfix(
@@ -380,6 +433,8 @@ def train(
                     break
     finally:
         progress.close()
+        if torch.get_num_threads() != threads_before:
+            torch.set_num_threads(threads_before)
 
     if best_state is not None:
         module.load_state_dict(best_state)

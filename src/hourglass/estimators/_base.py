@@ -25,7 +25,8 @@ from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.nn import DenseAutoencoder, DenseConfig
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.scoring import ERROR_METRICS, per_sample_error
-from hourglass.training import History, TrainingConfig, num_threads, train
+from hourglass.threads import num_threads
+from hourglass.training import History, TrainingConfig, train
 
 __all__ = ["BaseAutoencoder"]
 
@@ -164,15 +165,14 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             "sklearn.preprocessing.MinMaxScaler), or use output_activation='linear'."
         )
 
-    def _threads(self, *, training: bool) -> int | None:
-        """Intra-op thread count for torch, or None to leave torch's setting alone."""
-        if self.num_threads is not None:
-            return int(self.num_threads)
-        # Training steps on small batches are too small to amortise thread
-        # synchronisation: one thread trained the reference model 2x faster than
-        # two on a 2-core machine. Inference batches are large, and there torch's
-        # default (all cores) was 1.6x faster than one thread.
-        return 1 if training and self.device_.type == "cpu" else None
+    def _threads(self) -> int | None:
+        """Intra-op thread count for torch, or None to leave torch's setting alone.
+
+        ``num_threads=None`` leaves inference to torch's default (all cores, 1.6x
+        faster than one thread for the reference model on 2 cores) and lets the
+        training loop measure which count is fastest (see hourglass.threads).
+        """
+        return None if self.num_threads is None else int(self.num_threads)
 
     def _objective(
         self, module: torch.nn.Module, x: torch.Tensor, target: torch.Tensor
@@ -257,9 +257,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             early_stopping=bool(self.early_stopping),
             patience=int(self.patience),
             verbose=int(self.verbose),
+            num_threads="auto" if self.num_threads is None else None,
             progress_description=f"{type(self).__name__}.fit",
         )
-        with num_threads(self._threads(training=True)):
+        with num_threads(self._threads()):
             history = train(
                 module,
                 self._objective,
@@ -312,7 +313,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         module = self.module_
         module.eval()
         outputs: list[torch.Tensor] = []
-        with num_threads(self._threads(training=False)), torch.inference_mode():
+        with num_threads(self._threads()), torch.inference_mode():
             for start in range(0, values.shape[0], batch_size):
                 chunk = _as_tensor(values[start : start + batch_size])
                 batch = to_unit_float(chunk.to(self.device_))

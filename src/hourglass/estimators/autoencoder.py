@@ -69,9 +69,12 @@ class Autoencoder(BaseAutoencoder):
         ``"cuda:N"``.
     num_threads : int or None, default=None
         Intra-op threads used by torch during fit and inference on the CPU
-        (the caller's torch setting is restored afterwards). ``None`` trains
-        with one thread, the fastest choice measured for small dense models,
-        and predicts with torch's default (all cores).
+        (the caller's torch setting is restored afterwards). ``None`` measures
+        while training whether one thread or all cores is faster right now, and
+        keeps measuring (small models often train faster on one thread, and
+        much slower on several when other programs keep the cores busy); it
+        predicts with torch's default. The thread count does not change the
+        trained weights.
     verbose : int, default=1
         0 is silent; 1 shows a progress bar during fit.
     random_state : int, numpy Generator/RandomState or None, default=None

@@ -40,11 +40,13 @@ class DenseConfig:
 
 
 def _linear(width_in: int, width_out: int) -> nn.Linear:
-    # skip_init: nn.Linear's own initialisation would draw from torch's global RNG;
-    # every Linear is initialised from the caller's generator in DenseAutoencoder.
-    layer: nn.Linear = torch.nn.utils.skip_init(  # type: ignore[no-untyped-call]
-        nn.Linear, width_in, width_out
-    )
+    # nn.Linear's own initialisation would draw from torch's global RNG: build it on
+    # the meta device (no data, no randomness), then give it uninitialised storage.
+    # Every Linear is initialised from the caller's generator in DenseAutoencoder.
+    # (torch.nn.utils.skip_init does the same but imports sympy, ~0.4 s, on first use.)
+    layer = nn.Linear(width_in, width_out, device="meta")
+    layer.weight = nn.Parameter(torch.empty(width_out, width_in))
+    layer.bias = nn.Parameter(torch.empty(width_out))
     return layer
 
 

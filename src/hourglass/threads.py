@@ -1,0 +1,116 @@
+"""Choosing torch's CPU thread count for training by measuring, not guessing.
+
+Small networks are a bad fit for a fixed thread count. On an idle 2-core
+machine, two intra-op threads train the reference autoencoder 1.4× faster than
+one; with the other core busy, the same two threads can run 15× *slower*, since
+every parallel region waits for a thread that is not scheduled. So
+:class:`ThreadTuner` measures: training runs in blocks of batches, the first
+blocks of each round try every candidate thread count, the fastest one is kept,
+and a block that runs much slower than expected (the machine got busier) starts
+a new round of measurement. Rounds also restart periodically, to notice when
+the machine became idle again.
+
+Changing the thread count does not change the results: the matrix products
+split their output, not their sums, between threads, so the trained weights
+are bit-identical for every thread count (``tests/test_threads.py`` checks this).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["ThreadTuner", "available_cores", "num_threads"]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (``None`` leaves it unchanged)."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class ThreadTuner:
+    """Picks, block by block, the thread count that trains fastest right now.
+
+    Call :meth:`start_block` before each block of ``block_size`` batches (it
+    sets torch's thread count and returns it) and :meth:`end_block` after it
+    with the block's duration.
+
+    Parameters
+    ----------
+    candidates : tuple of int
+        Thread counts to choose from, e.g. ``(1, 2)``.
+    block_size : int, default=32
+        Batches per measured block.
+    slowdown : float, default=1.5
+        A block this many times slower per batch than expected restarts the
+        measurement.
+    remeasure_every : int, default=40
+        Blocks after which the measurement restarts anyway.
+    """
+
+    def __init__(
+        self,
+        candidates: tuple[int, ...],
+        *,
+        block_size: int = 32,
+        slowdown: float = 1.5,
+        remeasure_every: int = 40,
+    ) -> None:
+        self.candidates = candidates
+        self.block_size = block_size
+        self.slowdown = slowdown
+        self.remeasure_every = remeasure_every
+        self.choice = candidates[0]
+        self._plan = list(candidates)  # thread counts still to measure in this round
+        self._round: dict[int, float] = {}  # seconds per batch measured in this round
+        self._expected = float("inf")  # seconds per batch of the current choice
+        self._blocks_since_round = 0
+
+    @classmethod
+    def for_this_machine(cls, max_threads: int | None = None) -> ThreadTuner:
+        """Candidates 1 and the number of available cores (capped at ``max_threads``)."""
+        most = available_cores() if max_threads is None else min(max_threads, available_cores())
+        return cls(tuple(sorted({1, max(1, most)})))
+
+    def start_block(self) -> int:
+        """Set and return the thread count for the next block."""
+        threads = self._plan[0] if self._plan else self.choice
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return threads
+
+    def end_block(self, seconds: float, n_batches: int) -> None:
+        """Record that the block just run took ``seconds`` for ``n_batches`` batches."""
+        if n_batches < self.block_size:
+            return  # a short last block measures nothing reliable
+        per_batch = seconds / n_batches
+        if self._plan:  # measuring
+            self._round[self._plan.pop(0)] = per_batch
+            if not self._plan:
+                self.choice = min(self._round, key=self._round.__getitem__)
+                self._expected = self._round[self.choice]
+                self._blocks_since_round = 0
+            return
+        self._blocks_since_round += 1
+        slower = per_batch > self.slowdown * self._expected
+        if slower or self._blocks_since_round >= self.remeasure_every:
+            self._plan, self._round = list(self.candidates), {}
