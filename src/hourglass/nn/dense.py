@@ -142,11 +142,13 @@ class DenseAutoencoder(nn.Module):
         return loss_and_gradients(
             x.reshape(x.shape[0], -1),  # (batch, n_features)
             target.reshape(target.shape[0], -1),
-            self._linear_layers(),
+            self.linear_layers,
             activation=self.config.activation,
             output_activation=self.config.output_activation,
             loss=loss,
         )
 
-    def _linear_layers(self) -> list[nn.Linear]:
-        return [m for m in self.modules() if isinstance(m, nn.Linear)]
+    @property
+    def linear_layers(self) -> list[nn.Linear]:
+        """The Linear layers, input side first (encoder, then decoder)."""
+        return [*self.encoder[1::2], *self.decoder[::2]]  # skip Flatten and activations
