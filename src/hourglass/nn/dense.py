@@ -151,4 +151,5 @@ class DenseAutoencoder(nn.Module):
     @property
     def linear_layers(self) -> list[nn.Linear]:
         """The Linear layers, input side first (encoder, then decoder)."""
-        return [*self.encoder[1::2], *self.decoder[::2]]  # skip Flatten and activations
+        layers = [*self.encoder, *self.decoder]
+        return [layer for layer in layers if isinstance(layer, nn.Linear)]
