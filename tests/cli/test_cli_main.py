@@ -123,3 +123,18 @@ def test_hourglass_debug_shows_the_traceback_of_an_internal_error(
     err = capsys.readouterr().err
     assert "Traceback" in err
     assert err.splitlines()[-1].startswith("hourglass train: internal error: RuntimeError: boom")
+
+
+def test_warnings_are_printed_as_one_line(tmp_path, capsys) -> None:
+    import numpy as np
+
+    from hourglass.cli import main
+
+    data = tmp_path / "small.npy"
+    np.save(data, np.random.default_rng(0).random((100, 8)).astype(np.float32))
+    code = main(["train", str(data), "-o", str(tmp_path / "model"), "--epochs", "1", "-q"])
+    assert code == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    warning_lines = [line for line in err if "warning:" in line]
+    assert len(warning_lines) == 1
+    assert warning_lines[0].startswith("hourglass train: warning: 20 calibration samples")

@@ -11,7 +11,9 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -38,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(verb: str) -> Any:
+    """A ``warnings.showwarning`` that prints one line, as the CLI's errors do."""
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        text = " ".join(str(message).split())
+        print(f"hourglass {verb}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
@@ -46,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version and usage errors
         return int(exit_.code or 0)
     try:
-        return int(args.run(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.verb)
+            return int(args.run(args))
     except InvalidParameterError as error:
         print(f"hourglass {args.verb}: error: {error}", file=sys.stderr)
         return 2

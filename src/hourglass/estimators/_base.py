@@ -14,7 +14,7 @@ import torch
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from hourglass import persistence
@@ -133,7 +133,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _validated_hidden_dims(self) -> tuple[int, ...]:
         dims = tuple(self.hidden_dims)
         if not all(isinstance(d, Integral) and not isinstance(d, bool) and d >= 1 for d in dims):
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 f"The 'hidden_dims' parameter of {type(self).__name__} must be a sequence of "
                 f"positive ints (e.g. (256, 128)). Got {self.hidden_dims!r} instead."
             )
@@ -509,7 +509,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         model = persistence.read_model_dir(path)
         if model.class_name != cls.__name__:
             raise ModelFileError(
-                f"{path} holds a {model.class_name}, not a {cls.__name__}; load it with "
+                f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load it with "
                 f"hourglass.load() or {model.class_name}.load()."
             )
         params = dict(model.params)

@@ -102,7 +102,15 @@ def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedI
             input_name="X",
         )
     except ValueError as error:
-        raise InvalidInputError(str(error)) from None
+        message = str(error)
+        if "NaN" in message or "infinity" in message:
+            # scikit-learn's text recommends its own NaN-tolerant estimators.
+            kind = "NaN" if "NaN" in message else "infinity"
+            message = (
+                f"X contains {kind}, and {name} needs finite values. Impute missing values "
+                "(e.g. with sklearn.impute.SimpleImputer) or drop those rows first."
+            )
+        raise InvalidInputError(message) from None
     if array.ndim > 4:
         raise InvalidInputError(
             f"{name} accepts arrays of shape (n, d), (n, h, w) or (n, c, h, w); got an array "

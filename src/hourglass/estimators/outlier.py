@@ -208,10 +208,11 @@ patience, device, num_threads, verbose, random_state
         """
         rule = self._threshold_rule()
         prepared = prepare_input(self, X, reset=True)
-        if self.metric == "bce" and self.output_activation == "linear":
+        output_activation, _ = self._resolve_output_and_loss(prepared)
+        if self.metric == "bce" and output_activation != "sigmoid":
             raise InvalidInputError(
-                "metric='bce' needs a sigmoid output; use metric='mae' or 'mse' with "
-                "output_activation='linear'."
+                "metric='bce' needs data in [0, 1] and a sigmoid output; use metric='mae' or "
+                "'mse' for this data (or output_activation='sigmoid' with data scaled to [0, 1])."
             )
         seed = _seed_from(self.random_state)
         values = prepared.values
@@ -233,11 +234,6 @@ patience, device, num_threads, verbose, random_state
             validation_data=validation_data,
             seed=seed,
         )
-        if self.metric == "bce" and self.output_activation_ != "sigmoid":
-            raise InvalidInputError(
-                "metric='bce' needs data in [0, 1] and a sigmoid output; use metric='mae' or "
-                "'mse' for this data."
-            )
         self.n_calibration_ = int(n_calibration)
         self.calibration_scores_ = (
             self._errors(calibration, self.metric)
