@@ -139,8 +139,8 @@ def write_model_dir(
 
 def _fail(path: Path, problem: str) -> ModelFileError:
     return ModelFileError(
-        f"Cannot load the model in {path}: {problem}. Re-save it with the estimator's save() or `hourglass train`, "
-        "`hourglass train`, or check that the path points at a model directory."
+        f"Cannot load the model in {path}: {problem}. Re-save it (the estimator's save() "
+        "or `hourglass train`), or check that the path points at a model directory."
     )
 
 

@@ -37,7 +37,7 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     class_name = persistence.read_model_dir(path).class_name
     if class_name not in _CLASSES:
         raise ModelFileError(
-            f"{path} holds a model of class {class_name!r}, which this hourglass does not know; upgrade "
-            "hourglass to load it."
+            f"{path} holds a model of class {class_name!r}, which this hourglass does not "
+            "know; upgrade hourglass to load it."
         )
     return _CLASSES[class_name].load(path, device=device)

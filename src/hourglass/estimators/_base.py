@@ -509,8 +509,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         model = persistence.read_model_dir(path)
         if model.class_name != cls.__name__:
             raise ModelFileError(
-                f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load it with "
-                f"hourglass.load() or {model.class_name}.load()."
+                f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load "
+                f"it with hourglass.load() or {model.class_name}.load()."
             )
         params = dict(model.params)
         if "hidden_dims" in params:
