@@ -242,6 +242,29 @@ def _gradients_thread_invariant(
     )
 
 
+def _choose_threads(
+    module: nn.Module,
+    objective: Objective,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    same_target: bool,
+    config: TrainingConfig,
+    device: torch.device,
+    prepare_batch: Callable[[torch.Tensor], torch.Tensor],
+) -> ThreadTuner | None:
+    """Set up ``config.num_threads == "auto"``: a tuner, or one thread where none may be used."""
+    if config.num_threads != "auto" or device.type != "cpu":
+        return None
+    tuner = ThreadTuner.for_this_machine()
+    if len(tuner.candidates) > 1 and inputs.shape[0] >= config.batch_size:
+        x = prepare_batch(inputs[: config.batch_size].to(device))
+        y = x if same_target else prepare_batch(targets[: config.batch_size].to(device))
+        if _gradients_thread_invariant(module, objective, x, y, tuner.candidates):
+            return tuner
+    torch.set_num_threads(1)  # reproducible, and never slowed down by busy cores
+    return None
+
+
 def _batch_weighted_means(
     records: list[dict[str, torch.Tensor]], n: int, batch_size: int
 ) -> dict[str, float]:
@@ -335,20 +358,6 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     epochs_without_improvement = 0
 
-    threads_before = torch.get_num_threads()  # restored at the end if the tuner changes it
-    tuner = None
-    if config.num_threads == "auto" and device.type == "cpu" and n >= config.batch_size:
-        candidate = ThreadTuner.for_this_machine()
-        first = prepare_batch(inputs[: config.batch_size].to(device))
-        first_target = (
-            first if same_target else prepare_batch(targets[: config.batch_size].to(device))
-        )
-        if len(candidate.candidates) > 1 and _gradients_thread_invariant(
-            module, objective, first, first_target, candidate.candidates
-        ):
-            tuner = candidate
-    if config.num_threads == "auto" and device.type == "cpu" and tuner is None:
-        torch.set_num_threads(1)  # reproducible, and never slowed down by busy cores
     progress = tqdm(
         total=config.epochs * n_batches,
         desc=config.progress_description,
@@ -357,7 +366,11 @@ def train(
         mininterval=0.5,
         leave=True,
     )
+    threads_before = torch.get_num_threads()  # restored at the end
     try:
+        tuner = _choose_threads(
+            module, objective, inputs, targets, same_target, config, device, prepare_batch
+        )
         for epoch in range(config.epochs):
             module.train()
             started = time.perf_counter()
