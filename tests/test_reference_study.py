@@ -174,3 +174,27 @@ def test_run_demo_rejects_too_few_training_images_before_loading_data(
     with pytest.raises(InvalidInputError, match=f"train_size must be at least 2; got {train_size}"):
         run_demo(data_dir=tmp_path, out=tmp_path / "out", train_size=train_size, verbose=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_p1_uses_the_whole_mnist_training_split_when_it_is_present(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # A data folder with a (small, synthetic) MNIST training split beside the real
+    # test splits: P1 must train on all of it and evaluate on the whole test split.
+    from hourglass.data import write_idx
+
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (mnist / name).symlink_to(data_dir / "mnist" / name)
+    (tmp_path / "fashion-mnist").symlink_to(data_dir / "fashion-mnist")
+    images = np.random.default_rng(0).integers(0, 256, (120, 28, 28), dtype=np.uint8)
+    write_idx(mnist / "train-images-idx3-ubyte.gz", images)
+    write_idx(mnist / "train-labels-idx1-ubyte.gz", np.arange(120, dtype=np.uint8) % 10)
+
+    protocol = load_protocol("P1", data_dir=tmp_path)
+
+    np.testing.assert_array_equal(protocol.train, images)
+    assert protocol.normal.shape == (10000, 28, 28)
+    assert "training split" in protocol.description
+    assert "fixed split" not in protocol.description
