@@ -13,7 +13,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -26,9 +26,16 @@ __all__ = ["build_parser", "main"]
 _VERBS = (train, score, encode, demo)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hourglass`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hourglass",
         description="Autoencoders for outlier detection and embeddings.",
         epilog="Run 'hourglass VERB --help' for the options of each verb.",
