@@ -235,14 +235,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 values = values[np.sort(order[n_val:])]
 
         generator = torch.Generator().manual_seed(seed)
-        config = DenseConfig(
-            input_shape=self.input_shape_,
-            latent_dim=int(self.latent_dim),
-            hidden_dims=self._validated_hidden_dims(),
-            activation=self.activation,
-            output_activation=self.output_activation_,
-        )
-        module = DenseAutoencoder(config, generator=generator).to(self.device_)
+        module = DenseAutoencoder(self._module_config(), generator=generator).to(self.device_)
         inputs = _as_tensor(values)
         validation = None
         if validation_values is not None:
