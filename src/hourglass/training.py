@@ -184,6 +184,7 @@ def evaluate(
     batch_size: int = 1024,
     device: torch.device | None = None,
     prepare_batch: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Average ``objective`` over a data set, in eval mode and without gradients.
 
@@ -200,6 +201,8 @@ def evaluate(
         for batch in _batches(n, batch_size):
             x = prepare_batch(inputs[batch].to(device, non_blocking=True))
             y = prepare_batch(targets[batch].to(device, non_blocking=True))
+            if corrupt_inputs is not None:
+                x = corrupt_inputs(x)
             values = objective(module, x, y)
             size = x.shape[0]
             for key, value in values.items():
@@ -299,6 +302,7 @@ def train(
     generator: torch.Generator | None = None,
     device: torch.device | None = None,
     prepare_batch: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> History:
     """Train ``module`` in place by minimising ``objective(module, x, y)["loss"]``.
 
@@ -325,6 +329,10 @@ def train(
         Applied to every batch (inputs and targets, training and validation)
         once it is on the device, e.g. to turn compact uint8 storage into
         floats. Defaults to the identity.
+    corrupt_inputs : callable, optional
+        Applied to the (prepared) inputs only, never to the targets, of every
+        training and validation batch: the denoising set-up, where the model
+        sees a corrupted input and must produce the clean target.
 
     Returns
     -------
@@ -396,6 +404,8 @@ def train(
                     y = x if same_target else targets.index_select(0, index)
                 x = prepare_batch(x.to(device, non_blocking=True))
                 y = x if same_target else prepare_batch(y.to(device, non_blocking=True))
+                if corrupt_inputs is not None:
+                    x = corrupt_inputs(x)  # the target y stays clean
                 values = objective(module, x, y)
                 if values["loss"].requires_grad:
                     optimizer.zero_grad(set_to_none=True)
@@ -423,6 +433,7 @@ def train(
                         batch_size=config.eval_batch_size,
                         device=device,
                         prepare_batch=prepare_batch,
+                        corrupt_inputs=corrupt_inputs,
                     )
                 epoch_values.update({f"val_{key}": value for key, value in val.items()})
             history.append(epoch_values)

@@ -7,6 +7,7 @@ from typing import Any
 
 from hourglass.cli._common import add_data_arguments, read_input
 from hourglass.estimators import AutoencoderOutlierDetector
+from hourglass.nn.noise import NOISE_KINDS
 from hourglass.scoring import ERROR_METRICS
 
 
@@ -86,6 +87,18 @@ def add_parser(subparsers: Any) -> None:
         help="torch CPU threads (default: 1, fastest for small models)",
     )
     fitting.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    fitting.add_argument(
+        "--noise",
+        choices=list(NOISE_KINDS),
+        default=None,
+        help="train a denoising autoencoder on inputs corrupted this way",
+    )
+    fitting.add_argument(
+        "--noise-strength",
+        type=float,
+        default=0.3,
+        help="noise standard deviation, or fraction of values hit (default: 0.3)",
+    )
     detection = parser.add_argument_group("outlier threshold (at most one rule)")
     detection.add_argument(
         "--metric",
@@ -133,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         device=args.device,
         num_threads=args.threads,
+        noise=args.noise,
+        noise_strength=args.noise_strength,
         verbose=0 if args.quiet else 1,
         random_state=args.seed,
         metric=args.metric,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
+from collections.abc import Callable
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
@@ -24,6 +26,7 @@ from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.nn import DenseAutoencoder, DenseConfig
 from hourglass.nn.blocks import ACTIVATIONS
+from hourglass.nn.noise import NOISE_KINDS, corrupt
 from hourglass.scoring import ERROR_METRICS, per_sample_error
 from hourglass.threads import num_threads
 from hourglass.training import History, TrainingConfig, train
@@ -97,6 +100,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         "patience": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "noise": [StrOptions(set(NOISE_KINDS)), None],
+        "noise_strength": [Interval(Real, 0, None, closed="neither")],
         "verbose": ["verbose"],
         "random_state": ["random_state", np.random.Generator],  # as documented
     }
@@ -117,6 +122,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     patience: int
     device: str
     num_threads: int | None
+    noise: str | None
+    noise_strength: float
     verbose: int
     random_state: Any
 
@@ -263,10 +270,36 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 generator=generator,
                 device=self.device_,
                 prepare_batch=to_unit_float,
+                corrupt_inputs=self._input_corruption(seed),
             )
         self.module_ = module
         self._record_history(history)
         self.fit_time_ = time.perf_counter() - started
+
+    def _input_corruption(self, seed: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The training-time corruption of a denoising autoencoder (None without ``noise``)."""
+        if self.noise is None:
+            return None
+        if self.noise != "gaussian" and self.noise_strength > 1:
+            raise InvalidParameterError(
+                f"The 'noise_strength' parameter of {type(self).__name__} is the fraction of "
+                f"values hit by noise={self.noise!r}, so it must be in (0, 1]. Got "
+                f"{self.noise_strength} instead."
+            )
+        if self.output_activation_ == "sigmoid":
+            low, high = 0.0, 1.0
+        else:
+            low, high = float(self.data_min_.min()), float(self.data_max_.max())
+        # A stream of its own: corrupting does not change the shuffling order.
+        generator = torch.Generator(device=self.device_).manual_seed(seed + 2)
+        return functools.partial(
+            corrupt,
+            kind=self.noise,
+            strength=float(self.noise_strength),
+            generator=generator,
+            low=low,
+            high=high,
+        )
 
     def _record_history(self, history: History) -> None:
         self.history_ = {key: list(values) for key, values in history.metrics.items()}
@@ -382,6 +415,26 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             for a linear output.
         """
         return self._reconstruct_values(self._prepare_for_inference(X))
+
+    def denoise(self, X: Any) -> NDArray[np.float32]:
+        """Remove noise from ``X`` with a model trained with ``noise``.
+
+        The same computation as :meth:`reconstruct`; a model fitted with
+        ``noise="gaussian"`` (or another corruption) has learnt to map
+        corrupted inputs to clean ones.
+
+        Parameters
+        ----------
+        X : array-like
+            Noisy data shaped like the training data. uint8 input is divided
+            by 255.
+
+        Returns
+        -------
+        ndarray of the same shape as ``X``, float32
+            The cleaned data, in [0, 1] for a sigmoid output.
+        """
+        return self.reconstruct(X)
 
     def reconstruction_error(self, X: Any, metric: str | None = None) -> NDArray[np.float64]:
         """Mean reconstruction error of each sample.

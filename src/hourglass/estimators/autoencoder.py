@@ -75,6 +75,16 @@ class Autoencoder(BaseAutoencoder):
         much slower on several when other programs keep the cores busy); it
         predicts with torch's default. The thread count does not change the
         trained weights.
+    noise : {"gaussian", "salt_pepper", "mask"} or None, default=None
+        Train a *denoising* autoencoder: every training (and validation) input
+        is corrupted afresh, and the model learns to reconstruct the clean
+        data; :meth:`denoise` then cleans new data. ``"gaussian"`` adds noise
+        of standard deviation ``noise_strength``; ``"salt_pepper"`` sets a
+        fraction ``noise_strength`` of the values to the data's low or high
+        end; ``"mask"`` zeroes such a fraction. Corrupted values are clipped
+        to [0, 1] for a sigmoid output, to the training range otherwise.
+    noise_strength : float, default=0.3
+        Standard deviation (gaussian) or fraction of values hit (the others).
     verbose : int, default=1
         0 is silent; 1 shows a progress bar during fit.
     random_state : int, numpy Generator/RandomState or None, default=None
@@ -142,6 +152,8 @@ class Autoencoder(BaseAutoencoder):
         patience: int = 5,
         device: str = "auto",
         num_threads: int | None = None,
+        noise: str | None = None,
+        noise_strength: float = 0.3,
         verbose: int = 1,
         random_state: Any = None,
     ) -> None:
@@ -160,6 +172,8 @@ class Autoencoder(BaseAutoencoder):
         self.patience = patience
         self.device = device
         self.num_threads = num_threads
+        self.noise = noise
+        self.noise_strength = noise_strength
         self.verbose = verbose
         self.random_state = random_state
 

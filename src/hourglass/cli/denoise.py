@@ -1,0 +1,92 @@
+"""``hourglass denoise MODEL_DIR DATA -o OUT``: clean data with a denoising model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hourglass._atomic import atomic_file
+from hourglass.cli._common import add_data_arguments, read_input
+from hourglass.estimators import load
+from hourglass.exceptions import InvalidInputError
+from hourglass.report.figures import image_grid
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``denoise`` verb."""
+    parser = subparsers.add_parser(
+        "denoise",
+        help="remove noise with a model trained with --noise",
+        description=(
+            "Denoise DATA with a model trained with 'hourglass train --noise ...' and write the "
+            "result: a .npy array shaped like DATA (values in [0, 1] for images), or, for a "
+            ".png output or with --preview, a picture of noisy images above their denoised "
+            "versions."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL_DIR", help="a saved hourglass model")
+    parser.add_argument("data", metavar="DATA", help="noisy data file")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="denoised data (.npy) or a preview picture (.png)",
+    )
+    parser.add_argument(
+        "--preview",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also write a PNG of the first N images beside a .npy output "
+        "(or in the .png output; default N: 10)",
+    )
+    parser.add_argument("--device", default=None, help="override the model's device")
+    add_data_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _write_preview(noisy: Any, denoised: np.ndarray[Any, Any], path: Path, n: int) -> None:
+    if denoised.ndim not in (3, 4):
+        raise InvalidInputError(
+            f"A preview picture needs images of shape (n, h, w) or (n, c, h, w); DATA has "
+            f"samples of shape {denoised.shape[1:]}. Write a .npy file instead."
+        )
+    shown = slice(0, max(1, n))
+    image_grid(
+        [("noisy", np.asarray(noisy)[shown]), ("denoised", denoised[shown])],
+        path,
+        title="Noisy images above their denoised versions",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Denoise and write."""
+    model = load(args.model, device=args.device)
+    if model.get_params().get("noise") is None:
+        print(
+            f"hourglass denoise: warning: {args.model} was not trained with --noise; it will "
+            "reconstruct its input rather than remove noise.",
+            file=sys.stderr,
+        )
+    noisy = read_input(args.data, args.drop_columns)
+    denoised = model.denoise(noisy)
+    output = Path(args.output)
+    if output.suffix.lower() == ".png":
+        _write_preview(noisy, denoised, output, args.preview or 10)
+        print(f"Wrote a preview of {min(len(denoised), args.preview or 10)} images to {output}")
+        return 0
+    if output.suffix.lower() != ".npy":
+        raise InvalidInputError(f"Cannot write {output}: use a .npy or .png file name.")
+    with atomic_file(output) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, denoised, allow_pickle=False)
+    print(f"Wrote {len(denoised):,} denoised samples to {output}")
+    if args.preview:
+        preview = output.with_suffix(".png")
+        _write_preview(noisy, denoised, preview, args.preview)
+        print(f"Wrote a preview to {preview}")
+    return 0
