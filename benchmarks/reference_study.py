@@ -13,7 +13,8 @@ precision (outliers = positive) of the MAE, MSE and BCE scores, fit seconds,
 training images/s (training part of the epochs) and inference images/s
 (reconstruction errors of the evaluation images). Then the median over seeds.
 
-Run: ``python benchmarks/reference_study.py [--data-dir DIR] [--seeds 0 1 2] [--epochs 10]``
+Run: ``python benchmarks/reference_study.py [--data-dir DIR] [--seeds 0 1 2] [--epochs 10]
+[--archs dense conv]`` (``conv``: the convolutional autoencoder, hourglass's defaults).
 (data found as in :mod:`hourglass.datasets`; ``make bench`` sets ``HOURGLASS_DATA``).
 """
 
@@ -33,13 +34,17 @@ from hourglass.reference_study import load_protocol, outlier_metrics
 from hourglass.scoring import ERROR_METRICS
 
 
-def run_one(protocol_name: str, seed: int, epochs: int, data_dir: str | None) -> dict[str, Any]:
-    """Fit and score one protocol with one seed."""
+def run_one(
+    protocol_name: str, arch: str, seed: int, epochs: int, data_dir: str | None
+) -> dict[str, Any]:
+    """Fit and score one protocol with one model family and one seed."""
     protocol = load_protocol(protocol_name, data_dir=data_dir)
-    model = Autoencoder(epochs=epochs, random_state=seed, verbose=0).fit(protocol.train)
+    model = Autoencoder(arch=arch, epochs=epochs, random_state=seed, verbose=0)
+    model.fit(protocol.train)
     n_train = protocol.train.shape[0]
     row: dict[str, Any] = {
         "protocol": protocol_name,
+        "arch": arch,
         "seed": seed,
         "n_train": n_train,
         "fit_s": model.fit_time_,
@@ -73,16 +78,16 @@ COLUMNS = [
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """Print one line per run, then the median per protocol, as a Markdown table."""
-    header = ["protocol", "seed", *(title for _, title, _ in COLUMNS)]
+    header = ["protocol", "arch", "seed", *(title for _, title, _ in COLUMNS)]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
-        cells = [row["protocol"], str(row["seed"])]
+        cells = [row["protocol"], row["arch"], str(row["seed"])]
         cells += [fmt.format(row[key]) for key, _, fmt in COLUMNS]
         print("| " + " | ".join(cells) + " |")
-    for protocol in sorted({row["protocol"] for row in rows}):
-        group = [row for row in rows if row["protocol"] == protocol]
-        cells = [f"**{protocol}**", "median"]
+    for protocol, arch in sorted({(row["protocol"], row["arch"]) for row in rows}):
+        group = [row for row in rows if row["protocol"] == protocol and row["arch"] == arch]
+        cells = [f"**{protocol}**", f"**{arch}**", f"median of {len(group)}"]
         cells += [
             fmt.format(statistics.median(row[key] for row in group)) for key, _, fmt in COLUMNS
         ]
@@ -95,14 +100,16 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--protocols", nargs="+", default=["P1", "P2"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--archs", nargs="+", default=["dense"], choices=["dense", "conv"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default=None, help="write the rows as JSON to this file")
     args = parser.parse_args()
     rows = []
     for protocol in args.protocols:
-        for seed in args.seeds:
-            rows.append(run_one(protocol, seed, args.epochs, args.data_dir))
-            print(f"done: {protocol} seed {seed}", flush=True)
+        for arch in args.archs:
+            for seed in args.seeds:
+                rows.append(run_one(protocol, arch, seed, args.epochs, args.data_dir))
+                print(f"done: {protocol} {arch} seed {seed}", flush=True)
     print_table(rows)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))

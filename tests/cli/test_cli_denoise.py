@@ -91,3 +91,25 @@ def test_denoise_warns_about_a_model_trained_without_noise(
     assert "was not trained with --noise" in capsys.readouterr().err
     assert main(["denoise", str(tmp_path / "m"), str(data), "-o", str(tmp_path / "d.png")]) == 1
     assert "needs images" in capsys.readouterr().err
+
+
+def test_train_with_the_convolutional_family(tmp_path: Path) -> None:
+    images = (np.random.default_rng(2).random((200, 12, 12)) > 0.8).astype(np.uint8) * 255
+    np.save(tmp_path / "images.npy", images)
+    argv = [
+        "train",
+        str(tmp_path / "images.npy"),
+        "-o",
+        str(tmp_path / "m"),
+        "--arch",
+        "conv",
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "4",
+        "-q",
+    ]
+    assert main(argv) == 0
+    model = load(tmp_path / "m")
+    assert model.get_params()["arch"] == "conv"
+    assert model.transform(images).shape == (200, 4)

@@ -40,6 +40,12 @@ def add_parser(subparsers: Any) -> None:
         help="directory to save the model to (replaced atomically)",
     )
     model = parser.add_argument_group("model")
+    model.add_argument(
+        "--arch",
+        default="dense",
+        choices=["dense", "conv"],
+        help="dense, or conv for images (default: dense)",
+    )
     model.add_argument("--latent-dim", type=int, default=64, help="code size (default: 64)")
     model.add_argument(
         "--hidden-dims",
@@ -132,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     """Train and save; print a one-paragraph summary."""
     X = read_input(args.data, args.drop_columns)
     detector = AutoencoderOutlierDetector(
+        arch=args.arch,
         latent_dim=args.latent_dim,
         hidden_dims=args.hidden_dims,
         activation=args.activation,

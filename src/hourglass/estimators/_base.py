@@ -24,7 +24,13 @@ from hourglass._version import __version__
 from hourglass.estimators._input import UINT8_SCALE, PreparedInput, prepare_input, to_unit_float
 from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
-from hourglass.nn import DenseAutoencoder, DenseConfig
+from hourglass.nn import (
+    ConvAutoencoder,
+    ConvConfig,
+    DenseAutoencoder,
+    DenseConfig,
+    ReconstructionModule,
+)
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.noise import NOISE_KINDS, corrupt
 from hourglass.scoring import ERROR_METRICS, per_sample_error
@@ -34,6 +40,9 @@ from hourglass.training import History, TrainingConfig, train
 __all__ = ["BaseAutoencoder"]
 
 Self = TypeVar("Self", bound="BaseAutoencoder")
+
+#: Model families: ``arch`` values.
+ARCHITECTURES: tuple[str, ...] = ("dense", "conv")
 
 #: Samples per forward pass at inference; large enough to amortise per-call
 #: overhead, small enough to keep memory bounded for any input size.
@@ -85,6 +94,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "arch": [StrOptions(set(ARCHITECTURES))],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -107,6 +117,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     }
 
     # Set by subclasses' __init__; declared for type checkers.
+    arch: str
     latent_dim: int
     hidden_dims: tuple[int, ...]
     activation: str
@@ -184,7 +195,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _objective(
         self, module: torch.nn.Module, x: torch.Tensor, target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        network = cast(DenseAutoencoder, module)
+        network = cast(ReconstructionModule, module)
         if torch.is_grad_enabled() and network.has_fused_gradients:  # a training step
             loss, mae = network.loss_and_gradients(x, target, self.loss_)
         else:
@@ -213,6 +224,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         started = time.perf_counter()
         values = prepared.values
         self.input_shape_ = tuple(int(s) for s in values.shape[1:])
+        if self.arch == "conv" and len(self.input_shape_) not in (2, 3):
+            raise InvalidInputError(
+                f"arch='conv' needs images: X of shape (n, h, w) or (n, c, h, w). Got samples "
+                f"of shape {self.input_shape_}; reshape image rows to (n, h, w), or use "
+                "arch='dense'."
+            )
         self.n_features_in_ = int(np.prod(self.input_shape_))
         self.scales_uint8_ = prepared.was_uint8
         self.output_activation_, self.loss_ = self._resolve_output_and_loss(prepared)
@@ -242,7 +259,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 values = values[np.sort(order[n_val:])]
 
         generator = torch.Generator().manual_seed(seed)
-        module = DenseAutoencoder(self._module_config(), generator=generator).to(self.device_)
+        module = self._build_module(generator).to(self.device_)
         inputs = _as_tensor(values)
         validation = None
         if validation_values is not None:
@@ -347,7 +364,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return outputs
 
     def _reconstruct_values(self, values: NDArray[Any]) -> NDArray[np.float32]:
-        def run(module: DenseAutoencoder, x: torch.Tensor) -> torch.Tensor:
+        def run(module: ReconstructionModule, x: torch.Tensor) -> torch.Tensor:
             return self._clip(module.reconstruct(x))
 
         return torch.cat(self._map_batches(values, run)).numpy().reshape(values.shape)
@@ -371,7 +388,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 "has a linear output. Use metric='mae' or 'mse'."
             )
 
-        def run(module: DenseAutoencoder, x: torch.Tensor) -> torch.Tensor:
+        def run(module: ReconstructionModule, x: torch.Tensor) -> torch.Tensor:
             logits = module(x)
             if self.output_activation_ == "sigmoid":
                 return per_sample_error(logits, x, metric, from_logits=True)
@@ -394,7 +411,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """
         values = self._prepare_for_inference(X)
 
-        def run(module: DenseAutoencoder, x: torch.Tensor) -> torch.Tensor:
+        def run(module: ReconstructionModule, x: torch.Tensor) -> torch.Tensor:
             return module.encode(x)
 
         return torch.cat(self._map_batches(values, run)).numpy()
@@ -495,13 +512,29 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.data_min_ = arrays["data_min_"].astype(np.float32)
         self.data_max_ = arrays["data_max_"].astype(np.float32)
 
-    def _module_config(self) -> DenseConfig:
-        return DenseConfig(
-            input_shape=self.input_shape_,
-            latent_dim=int(self.latent_dim),
-            hidden_dims=self._validated_hidden_dims(),
-            activation=self.activation,
-            output_activation=self.output_activation_,
+    def _build_module(self, generator: torch.Generator) -> ReconstructionModule:
+        """A freshly initialised network for ``arch`` and the fitted input shape."""
+        hidden = self._validated_hidden_dims()
+        if self.arch == "conv":
+            return ConvAutoencoder(
+                ConvConfig(
+                    input_shape=self.input_shape_,
+                    latent_dim=int(self.latent_dim),
+                    channels=hidden or ConvConfig.channels,
+                    activation=self.activation,
+                    output_activation=self.output_activation_,
+                ),
+                generator=generator,
+            )
+        return DenseAutoencoder(
+            DenseConfig(
+                input_shape=self.input_shape_,
+                latent_dim=int(self.latent_dim),
+                hidden_dims=hidden,
+                activation=self.activation,
+                output_activation=self.output_activation_,
+            ),
+            generator=generator,
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -574,7 +607,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             estimator.device_ = resolve_device(estimator.device)
             # A private generator: the initial weights are overwritten below, and
             # loading must not advance torch's global RNG.
-            module = DenseAutoencoder(estimator._module_config(), generator=torch.Generator())
+            module = estimator._build_module(torch.Generator())
             weights = {
                 k.removeprefix("module."): v
                 for k, v in model.tensors.items()

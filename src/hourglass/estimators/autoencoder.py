@@ -27,11 +27,17 @@ class Autoencoder(BaseAutoencoder):
 
     Parameters
     ----------
+    arch : {"dense", "conv"}, default="dense"
+        The family: ``"dense"`` (fully connected; any input shape) or
+        ``"conv"`` (strided 3×3 convolutions down, upsampling and
+        convolutions back up; images of shape (n, h, w) or (n, c, h, w) of any
+        size, padded and cropped internally).
     latent_dim : int, default=64
         Size of the code.
     hidden_dims : tuple of int, default=()
-        Widths of the encoder's hidden layers, input side first; the decoder
-        uses them in reverse.
+        Dense: widths of the encoder's hidden layers, input side first; the
+        decoder uses them in reverse. Conv: channels of the stride-2
+        convolutions, ``(32, 64)`` when empty.
     activation : str, default="relu"
         Activation after each hidden layer and the code layer: ``"relu"``,
         ``"leaky_relu"``, ``"elu"``, ``"gelu"``, ``"selu"``, ``"tanh"`` or
@@ -137,6 +143,7 @@ class Autoencoder(BaseAutoencoder):
     def __init__(
         self,
         *,
+        arch: str = "dense",
         latent_dim: int = 64,
         hidden_dims: tuple[int, ...] = (),
         activation: str = "relu",
@@ -157,6 +164,7 @@ class Autoencoder(BaseAutoencoder):
         verbose: int = 1,
         random_state: Any = None,
     ) -> None:
+        self.arch = arch
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.activation = activation

@@ -51,7 +51,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):  # type: ignore
 
     Parameters
     ----------
-    latent_dim, hidden_dims, activation, output_activation, loss, learning_rate, \
+    arch, latent_dim, hidden_dims, activation, output_activation, loss, learning_rate, \
 weight_decay, epochs, batch_size, shuffle, validation_fraction, early_stopping, \
 patience, device, num_threads, noise, noise_strength, verbose, random_state
         As in :class:`hourglass.Autoencoder`.
@@ -112,6 +112,7 @@ patience, device, num_threads, noise, noise_strength, verbose, random_state
     def __init__(
         self,
         *,
+        arch: str = "dense",
         latent_dim: int = 64,
         hidden_dims: tuple[int, ...] = (),
         activation: str = "relu",
@@ -137,6 +138,7 @@ patience, device, num_threads, noise, noise_strength, verbose, random_state
         threshold: float | None = None,
         calibration_fraction: float = 0.2,
     ) -> None:
+        self.arch = arch
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.activation = activation

@@ -34,14 +34,15 @@ def make_activation(name: str) -> nn.Module:
 
 
 def glorot_normal_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Fill a ``(fan_out, fan_in)`` weight in place, as Keras' ``glorot_normal`` does.
+    """Fill a Linear ``(out, in)`` or convolution ``(out, in, *kernel)`` weight as Keras does.
 
     A normal distribution with standard deviation ``sqrt(2 / (fan_in + fan_out))``,
     truncated at two standard deviations and rescaled so that the truncated
     distribution keeps that standard deviation. Values beyond two standard
     deviations are redrawn (about 4.6% of them per round).
     """
-    fan_out, fan_in = weight.shape[0], weight.shape[1]
+    receptive_field = math.prod(weight.shape[2:])  # 1 for a Linear weight
+    fan_out, fan_in = weight.shape[0] * receptive_field, weight.shape[1] * receptive_field
     std = math.sqrt(2.0 / (fan_in + fan_out)) / _TRUNCATED_NORMAL_STD
     with torch.no_grad():
         values = torch.randn(weight.shape, generator=generator)

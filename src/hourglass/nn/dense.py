@@ -9,12 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.blocks import glorot_normal_, make_activation
-from hourglass.nn.fused import (
-    FUSED_ACTIVATIONS,
-    loss_and_gradients,
-    reconstruction_loss_reference,
-)
+from hourglass.nn.fused import FUSED_ACTIVATIONS, loss_and_gradients
 
 __all__ = ["DenseAutoencoder", "DenseConfig"]
 
@@ -57,13 +54,12 @@ def _stack(widths: list[int], activation: str) -> list[nn.Module]:
     return layers
 
 
-class DenseAutoencoder(nn.Module):
+class DenseAutoencoder(ReconstructionModule):
     """Encoder ``Linear+act`` stack to ``latent_dim``, decoder mirrored back to the input.
 
     ``forward`` returns the decoder's *pre-activation* output (logits for a
-    sigmoid output), reshaped to the input's shape, so that losses such as
-    binary cross-entropy can be computed stably from logits. Use
-    :meth:`reconstruct` for outputs in data space.
+    sigmoid output), reshaped to the input's shape (see
+    :class:`~hourglass.nn.base.ReconstructionModule`).
 
     Parameters
     ----------
@@ -98,32 +94,6 @@ class DenseAutoencoder(nn.Module):
         """Map codes to pre-activation outputs of shape ``(batch, *input_shape)``."""
         flat: torch.Tensor = self.decoder(z)  # (batch, n_features)
         return flat.view(z.shape[0], *self.config.input_shape)
-
-    def output(self, logits: torch.Tensor) -> torch.Tensor:
-        """Apply the output activation to pre-activation outputs."""
-        if self.config.output_activation == "sigmoid":
-            return torch.sigmoid(logits)
-        return logits
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-activation reconstruction of ``x``, same shape as ``x``."""
-        return self.decode_logits(self.encode(x))
-
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction of ``x`` in data space (after the output activation)."""
-        return self.output(self.forward(x))
-
-    def reconstruction_loss(
-        self, x: torch.Tensor, target: torch.Tensor, loss: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean ``loss`` (``"bce"``, ``"mse"`` or ``"mae"``) of reconstructing ``target``.
-
-        Returns ``(loss, mae)``: the differentiable loss (through autograd) and
-        the mean absolute error of the output (no gradient).
-        """
-        return reconstruction_loss_reference(
-            self.forward(x), target, self.config.output_activation, loss
-        )
 
     @property
     def has_fused_gradients(self) -> bool:

@@ -1,0 +1,129 @@
+"""A convolutional autoencoder for images: strided convolutions down, upsampling back up."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hourglass.nn.base import ReconstructionModule
+from hourglass.nn.blocks import glorot_normal_, make_activation
+
+__all__ = ["ConvAutoencoder", "ConvConfig"]
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """Architecture of a :class:`ConvAutoencoder`.
+
+    The defaults suit 28×28 grey images: 1→32→64 channels at 14×14 and 7×7,
+    a 64-dimensional code.
+    """
+
+    input_shape: tuple[int, ...] = (28, 28)  # (h, w) or (c, h, w), without the batch axis
+    latent_dim: int = 64
+    channels: tuple[int, ...] = (32, 64)  # one stride-2 convolution per entry
+    activation: str = "relu"
+    output_activation: str = "sigmoid"
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of one input image."""
+        if len(self.input_shape) == 2:
+            return (1, self.input_shape[0], self.input_shape[1])
+        if len(self.input_shape) == 3:
+            return (self.input_shape[0], self.input_shape[1], self.input_shape[2])
+        raise ValueError(
+            f"A convolutional autoencoder needs images of shape (h, w) or (c, h, w); got "
+            f"samples of shape {self.input_shape}."
+        )
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        """Height and width padded up to a multiple of ``2 ** len(channels)``."""
+        factor = 2 ** len(self.channels)
+        _, height, width = self.image_shape
+        return (math.ceil(height / factor) * factor, math.ceil(width / factor) * factor)
+
+
+class ConvAutoencoder(ReconstructionModule):
+    """Convolutional encoder to a code vector, upsampling decoder back to the image.
+
+    Encoder: zero-pad the image to a multiple of ``2 ** len(channels)``, then one
+    3×3 convolution with stride 2 and the activation per entry of ``channels``,
+    then a Linear layer (and the activation) to ``latent_dim``. Decoder: a
+    Linear layer back to the smallest feature map, then per level a 2×
+    nearest-neighbour upsampling and a 3×3 convolution, the last one to the
+    image's channels without activation; the padding is cropped away, so the
+    output has the input's shape. Weights are Glorot-normal, biases zero.
+
+    Parameters
+    ----------
+    config : ConvConfig
+        The architecture.
+    generator : torch.Generator, optional
+        Source of randomness for the initial weights.
+    """
+
+    def __init__(self, config: ConvConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        in_channels, _, _ = config.image_shape
+        padded_h, padded_w = config.padded_size
+        factor = 2 ** len(config.channels)
+        self._bottleneck = (config.channels[-1], padded_h // factor, padded_w // factor)
+        bottleneck_size = math.prod(self._bottleneck)
+
+        down: list[nn.Module] = []
+        for c_in, c_out in zip((in_channels, *config.channels[:-1]), config.channels, strict=True):
+            down += [
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
+                make_activation(config.activation),
+            ]
+        self.encoder = nn.Sequential(
+            *down,
+            nn.Flatten(),
+            nn.Linear(bottleneck_size, config.latent_dim),
+            make_activation(config.activation),
+        )
+        up: list[nn.Module] = []
+        widths = (*config.channels[::-1], in_channels)  # e.g. 64 -> 32 -> 1
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
+            up += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+            ]
+            if i < len(widths) - 2:  # no activation after the last convolution: logits
+                up.append(make_activation(config.activation))
+        self.decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, bottleneck_size),
+            make_activation(config.activation),
+            nn.Unflatten(1, self._bottleneck),
+            *up,
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d) and module.bias is not None:
+                glorot_normal_(module.weight, generator)
+                nn.init.zeros_(module.bias)
+
+    def _as_images(self, x: torch.Tensor) -> torch.Tensor:
+        channels, height, width = self.config.image_shape
+        images = x.reshape(x.shape[0], channels, height, width)
+        padded_h, padded_w = self.config.padded_size
+        return F.pad(images, (0, padded_w - width, 0, padded_h - height))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images ``(batch, *input_shape)`` to codes ``(batch, latent_dim)``."""
+        codes: torch.Tensor = self.encoder(self._as_images(x))
+        return codes
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Map codes to pre-activation images of shape ``(batch, *input_shape)``."""
+        _, height, width = self.config.image_shape
+        padded: torch.Tensor = self.decoder(z)  # (batch, c, padded_h, padded_w)
+        cropped = padded[:, :, :height, :width]
+        return cropped.reshape(z.shape[0], *self.config.input_shape)

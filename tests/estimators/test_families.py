@@ -1,0 +1,93 @@
+"""The battery every model family passes: shapes, determinism, persistence, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hourglass import Autoencoder, AutoencoderOutlierDetector, load
+from hourglass.exceptions import InvalidInputError
+
+FAMILIES = ["dense", "conv"]
+FAST = {"latent_dim": 6, "epochs": 3, "verbose": 0}
+
+
+def _bars(n: int, seed: int, shape: tuple[int, ...] = (12, 12)) -> np.ndarray:
+    """uint8 images of one horizontal or vertical bar."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, *shape[-2:]), dtype=np.uint8)
+    for image, vertical, at in zip(
+        images, rng.integers(0, 2, n), rng.integers(1, shape[-1] - 1, n), strict=True
+    ):
+        if vertical:
+            image[:, at - 1 : at + 1] = 255
+        else:
+            image[at - 1 : at + 1, :] = 255
+    if len(shape) == 3:
+        images = np.repeat(images[:, np.newaxis], shape[0], axis=1)
+    return images
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def fitted(request: pytest.FixtureRequest) -> AutoencoderOutlierDetector:
+    return AutoencoderOutlierDetector(
+        arch=request.param, epochs=15, latent_dim=6, verbose=0, random_state=0, fpr=0.05
+    ).fit(_bars(800, seed=0))
+
+
+@pytest.mark.parametrize("arch", FAMILIES)
+@pytest.mark.parametrize("shape", [(12, 12), (2, 12, 12), (9, 11)])
+def test_shapes_of_codes_and_reconstructions(arch: str, shape: tuple[int, ...]) -> None:
+    X = _bars(60, seed=1, shape=shape)
+    model = Autoencoder(arch=arch, random_state=0, **FAST).fit(X)
+    assert model.transform(X).shape == (60, 6)
+    assert model.reconstruct(X).shape == X.shape
+    assert model.reconstruction_error(X).shape == (60,)
+
+
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_same_seed_same_model(arch: str) -> None:
+    X = _bars(200, seed=2)
+    a = Autoencoder(arch=arch, random_state=4, **FAST).fit(X)
+    b = Autoencoder(arch=arch, random_state=4, **FAST).fit(X)
+    np.testing.assert_array_equal(a.reconstruct(X), b.reconstruct(X))
+    np.testing.assert_array_equal(a.transform(X), a.transform(X))  # and scoring is stable
+
+
+def test_save_load_gives_bit_identical_scores(
+    fitted: AutoencoderOutlierDetector, tmp_path: Path
+) -> None:
+    X = _bars(100, seed=3)
+    restored = load(fitted.save(tmp_path / "model"))
+    assert restored.get_params()["arch"] == fitted.arch
+    np.testing.assert_array_equal(restored.score_samples(X), fitted.score_samples(X))
+    np.testing.assert_array_equal(restored.p_values(X), fitted.p_values(X))
+    np.testing.assert_array_equal(restored.transform(X), fitted.transform(X))
+
+
+def test_noise_images_are_outliers(fitted: AutoencoderOutlierDetector) -> None:
+    normal = _bars(200, seed=5)
+    noise = np.random.default_rng(6).integers(0, 256, (50, 12, 12), dtype=np.uint8)
+    assert fitted.score_samples(noise).max() < np.quantile(fitted.score_samples(normal), 0.05)
+    assert (fitted.predict(noise) == -1).mean() > 0.9
+    assert (fitted.predict(normal) == -1).mean() < 0.15
+
+
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_bad_input_is_rejected_with_a_clear_error(arch: str) -> None:
+    X = _bars(100, seed=7)
+    model = Autoencoder(arch=arch, random_state=0, **FAST).fit(X)
+    with pytest.raises(InvalidInputError, match="expecting 144 features"):
+        model.transform(np.zeros((3, 10, 10), dtype=np.uint8))
+    bad = X.astype(np.float32)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        model.reconstruct(bad)
+
+
+def test_conv_needs_images() -> None:
+    rows = np.random.default_rng(0).random((50, 20)).astype(np.float32)
+    with pytest.raises(InvalidInputError, match=r"arch='conv' needs images"):
+        Autoencoder(arch="conv", **FAST).fit(rows)
