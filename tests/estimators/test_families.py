@@ -10,7 +10,7 @@ import pytest
 from hourglass import Autoencoder, AutoencoderOutlierDetector, load
 from hourglass.exceptions import InvalidInputError
 
-FAMILIES = ["dense", "conv"]
+FAMILIES = ["dense", "conv", "vae", "conv_vae"]
 FAST = {"latent_dim": 6, "epochs": 3, "verbose": 0}
 
 

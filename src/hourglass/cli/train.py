@@ -43,8 +43,14 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument(
         "--arch",
         default="dense",
-        choices=["dense", "conv"],
-        help="dense, or conv for images (default: dense)",
+        choices=["dense", "conv", "vae", "conv_vae"],
+        help="dense; conv for images; vae / conv_vae: variational (default: dense)",
+    )
+    model.add_argument(
+        "--beta",
+        type=float,
+        default=1.0,
+        help="weight of the KL term of a variational model (default: 1)",
     )
     model.add_argument("--latent-dim", type=int, default=64, help="code size (default: 64)")
     model.add_argument(
@@ -139,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     X = read_input(args.data, args.drop_columns)
     detector = AutoencoderOutlierDetector(
         arch=args.arch,
+        beta=args.beta,
         latent_dim=args.latent_dim,
         hidden_dims=args.hidden_dims,
         activation=args.activation,

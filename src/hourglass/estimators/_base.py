@@ -30,9 +30,11 @@ from hourglass.nn import (
     DenseAutoencoder,
     DenseConfig,
     ReconstructionModule,
+    VariationalAutoencoder,
 )
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.noise import NOISE_KINDS, corrupt
+from hourglass.nn.variational import gaussian_kl
 from hourglass.scoring import ERROR_METRICS, per_sample_error
 from hourglass.threads import num_threads
 from hourglass.training import History, TrainingConfig, train
@@ -42,7 +44,11 @@ __all__ = ["BaseAutoencoder"]
 Self = TypeVar("Self", bound="BaseAutoencoder")
 
 #: Model families: ``arch`` values.
-ARCHITECTURES: tuple[str, ...] = ("dense", "conv")
+ARCHITECTURES: tuple[str, ...] = ("dense", "conv", "vae", "conv_vae")
+#: Width of the features a variational head reads from a convolutional body.
+CONV_VAE_FEATURES = 256
+#: Hidden widths of a dense variational body when ``hidden_dims`` is empty.
+VAE_HIDDEN_DIMS = (256,)
 
 #: Samples per forward pass at inference; large enough to amortise per-call
 #: overhead, small enough to keep memory bounded for any input size.
@@ -110,6 +116,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         "patience": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "beta": [Interval(Real, 0, None, closed="left")],
         "noise": [StrOptions(set(NOISE_KINDS)), None],
         "noise_strength": [Interval(Real, 0, None, closed="neither")],
         "verbose": ["verbose"],
@@ -133,6 +140,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     patience: int
     device: str
     num_threads: int | None
+    beta: float
     noise: str | None
     noise_strength: float
     verbose: int
@@ -224,10 +232,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         started = time.perf_counter()
         values = prepared.values
         self.input_shape_ = tuple(int(s) for s in values.shape[1:])
-        if self.arch == "conv" and len(self.input_shape_) not in (2, 3):
+        if self.arch in ("conv", "conv_vae") and len(self.input_shape_) not in (2, 3):
             raise InvalidInputError(
-                f"arch='conv' needs images: X of shape (n, h, w) or (n, c, h, w). Got samples "
-                f"of shape {self.input_shape_}; reshape image rows to (n, h, w), or use "
+                f"arch={self.arch!r} needs images: X of shape (n, h, w) or (n, c, h, w). Got "
+                f"samples of shape {self.input_shape_}; reshape image rows to (n, h, w), or use "
                 "arch='dense'."
             )
         self.n_features_in_ = int(np.prod(self.input_shape_))
@@ -260,6 +268,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
         generator = torch.Generator().manual_seed(seed)
         module = self._build_module(generator).to(self.device_)
+        if isinstance(module, VariationalAutoencoder):  # its own stream for the sampling noise
+            module.sampling_generator = torch.Generator(device=self.device_).manual_seed(seed + 3)
         inputs = _as_tensor(values)
         validation = None
         if validation_values is not None:
@@ -453,6 +463,80 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """
         return self.reconstruct(X)
 
+    def _variational_module(self, method: str) -> VariationalAutoencoder:
+        self._check_fitted()
+        if not isinstance(self.module_, VariationalAutoencoder):
+            raise InvalidInputError(
+                f"{method} needs a variational autoencoder (arch='vae' or 'conv_vae'); this "
+                f"model has arch={self.arch!r}."
+            )
+        return self.module_
+
+    def negative_elbo(
+        self, X: Any, *, n_samples: int = 0, random_state: int = 0
+    ) -> NDArray[np.float64]:
+        """Negative evidence lower bound of each sample (VAE only): an outlier score.
+
+        ``reconstruction loss summed over the input values + KL(q(z|x) || p(z))``,
+        with the training loss as the reconstruction term (binary cross-entropy
+        for a sigmoid output trained with ``loss="bce"``, else squared error).
+        The higher, the less likely the sample under the model.
+
+        Parameters
+        ----------
+        X : array-like
+            Data shaped like the training data.
+        n_samples : int, default=0
+            0 decodes the posterior mean (deterministic); ``n >= 1`` averages
+            the reconstruction term over ``n`` samples of ``z`` (Monte Carlo).
+        random_state : int, default=0
+            Seed of the Monte-Carlo samples: the same seed, the same scores.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        module = self._variational_module("negative_elbo")
+        values = self._prepare_for_inference(X)
+        metric = "bce" if self.loss_ == "bce" else "mse"
+        generator = torch.Generator(device=self.device_).manual_seed(random_state)
+
+        def summed_error(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            logits = module.decode_logits(z)
+            if self.output_activation_ == "sigmoid":
+                error = per_sample_error(logits, x, metric, from_logits=True)
+            else:
+                error = per_sample_error(self._clip(logits), x, metric, from_logits=False)
+            return error * x[0].numel()  # a sum over the input values, as in the ELBO
+
+        def run(network: ReconstructionModule, x: torch.Tensor) -> torch.Tensor:
+            mean, log_var = module.posterior(x)
+            if n_samples == 0:
+                reconstruction = summed_error(mean, x)
+            else:
+                draws = [module.sample_latent(mean, log_var, generator) for _ in range(n_samples)]
+                reconstruction = torch.stack([summed_error(z, x) for z in draws]).mean(dim=0)
+            return reconstruction + gaussian_kl(mean, log_var)
+
+        values_out = torch.cat(self._map_batches(values, run))
+        return values_out.numpy().astype(np.float64)
+
+    def sample(self, n: int, *, random_state: int | None = None) -> NDArray[np.float32]:
+        """Draw ``n`` new samples by decoding codes from the prior (VAE only).
+
+        Returns
+        -------
+        ndarray of shape (n, *input_shape_)
+            In [0, 1] for a sigmoid output; clipped to the training range otherwise.
+        """
+        module = self._variational_module("sample")
+        generator = torch.Generator(device=self.device_).manual_seed(_seed_from(random_state))
+        module.eval()
+        with num_threads(self._threads()), torch.inference_mode():
+            z = torch.randn((n, module.latent_dim), generator=generator, device=self.device_)
+            samples = self._clip(module.output(module.decode_logits(z)))
+        return samples.cpu().numpy()
+
     def reconstruction_error(self, X: Any, metric: str | None = None) -> NDArray[np.float64]:
         """Mean reconstruction error of each sample.
 
@@ -515,26 +599,32 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _build_module(self, generator: torch.Generator) -> ReconstructionModule:
         """A freshly initialised network for ``arch`` and the fitted input shape."""
         hidden = self._validated_hidden_dims()
-        if self.arch == "conv":
-            return ConvAutoencoder(
-                ConvConfig(
-                    input_shape=self.input_shape_,
-                    latent_dim=int(self.latent_dim),
-                    channels=hidden or ConvConfig.channels,
-                    activation=self.activation,
-                    output_activation=self.output_activation_,
-                ),
-                generator=generator,
-            )
-        return DenseAutoencoder(
-            DenseConfig(
+        latent = int(self.latent_dim)
+        if self.arch in ("conv", "conv_vae"):
+            conv = ConvConfig(
                 input_shape=self.input_shape_,
-                latent_dim=int(self.latent_dim),
+                latent_dim=CONV_VAE_FEATURES if self.arch == "conv_vae" else latent,
+                channels=hidden or ConvConfig.channels,
+                activation=self.activation,
+                output_activation=self.output_activation_,
+            )
+            body: ReconstructionModule = ConvAutoencoder(conv, generator=generator)
+        else:
+            if self.arch == "vae":  # the body's code is the last hidden layer
+                hidden = hidden or VAE_HIDDEN_DIMS
+                hidden, latent = hidden[:-1], hidden[-1]
+            dense = DenseConfig(
+                input_shape=self.input_shape_,
+                latent_dim=latent,
                 hidden_dims=hidden,
                 activation=self.activation,
                 output_activation=self.output_activation_,
-            ),
-            generator=generator,
+            )
+            body = DenseAutoencoder(dense, generator=generator)
+        if self.arch not in ("vae", "conv_vae"):
+            return body
+        return VariationalAutoencoder(
+            body, int(self.latent_dim), beta=float(self.beta), generator=generator
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -27,17 +27,21 @@ class Autoencoder(BaseAutoencoder):
 
     Parameters
     ----------
-    arch : {"dense", "conv"}, default="dense"
-        The family: ``"dense"`` (fully connected; any input shape) or
+    arch : {"dense", "conv", "vae", "conv_vae"}, default="dense"
+        The family: ``"dense"`` (fully connected; any input shape);
         ``"conv"`` (strided 3×3 convolutions down, upsampling and
         convolutions back up; images of shape (n, h, w) or (n, c, h, w) of any
-        size, padded and cropped internally).
+        size, padded and cropped internally); ``"vae"`` and ``"conv_vae"``
+        (variational autoencoders with a dense or convolutional body, see
+        :mod:`hourglass.nn.variational`: codes and scores use the posterior
+        mean, :meth:`negative_elbo` and :meth:`sample` become available).
     latent_dim : int, default=64
         Size of the code.
     hidden_dims : tuple of int, default=()
         Dense: widths of the encoder's hidden layers, input side first; the
         decoder uses them in reverse. Conv: channels of the stride-2
-        convolutions, ``(32, 64)`` when empty.
+        convolutions, ``(32, 64)`` when empty. VAE: the dense body's widths,
+        ``(256,)`` when empty; the last one feeds the posterior heads.
     activation : str, default="relu"
         Activation after each hidden layer and the code layer: ``"relu"``,
         ``"leaky_relu"``, ``"elu"``, ``"gelu"``, ``"selu"``, ``"tanh"`` or
@@ -81,6 +85,9 @@ class Autoencoder(BaseAutoencoder):
         much slower on several when other programs keep the cores busy); it
         predicts with torch's default. The thread count does not change the
         trained weights.
+    beta : float, default=1.0
+        VAE only: weight of the KL term of the training loss (0 turns the
+        model into a plain autoencoder with noisy codes).
     noise : {"gaussian", "salt_pepper", "mask"} or None, default=None
         Train a *denoising* autoencoder: every training (and validation) input
         is corrupted afresh, and the model learns to reconstruct the clean
@@ -159,6 +166,7 @@ class Autoencoder(BaseAutoencoder):
         patience: int = 5,
         device: str = "auto",
         num_threads: int | None = None,
+        beta: float = 1.0,
         noise: str | None = None,
         noise_strength: float = 0.3,
         verbose: int = 1,
@@ -180,6 +188,7 @@ class Autoencoder(BaseAutoencoder):
         self.patience = patience
         self.device = device
         self.num_threads = num_threads
+        self.beta = beta
         self.noise = noise
         self.noise_strength = noise_strength
         self.verbose = verbose

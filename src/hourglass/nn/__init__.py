@@ -3,6 +3,7 @@
 from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.conv import ConvAutoencoder, ConvConfig
 from hourglass.nn.dense import DenseAutoencoder, DenseConfig
+from hourglass.nn.variational import VariationalAutoencoder
 
 __all__ = [
     "ConvAutoencoder",
@@ -10,4 +11,5 @@ __all__ = [
     "DenseAutoencoder",
     "DenseConfig",
     "ReconstructionModule",
+    "VariationalAutoencoder",
 ]
