@@ -35,8 +35,11 @@ def test_default_architecture_for_28_by_28_images() -> None:
     ]
     linear = next(m for m in model.encoder if isinstance(m, nn.Linear))
     assert (linear.in_features, linear.out_features) == (64 * 7 * 7, 64)
-    up = [m for m in model.decoder if isinstance(m, nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels) for c in up] == [(64, 32), (32, 1)]
+    up = [m for m in model.decoder if isinstance(m, nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in up] == [
+        (64, 32, (2, 2)),
+        (32, 1, (2, 2)),
+    ]
 
 
 def test_initialisation_is_glorot_normal_zero_bias_and_seeded() -> None:

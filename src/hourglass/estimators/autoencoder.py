@@ -29,7 +29,7 @@ class Autoencoder(BaseAutoencoder):
     ----------
     arch : {"dense", "conv", "vae", "conv_vae"}, default="dense"
         The family: ``"dense"`` (fully connected; any input shape);
-        ``"conv"`` (strided 3×3 convolutions down, upsampling and
+        ``"conv"`` (strided 3×3 convolutions down, 4×4 transposed
         convolutions back up; images of shape (n, h, w) or (n, c, h, w) of any
         size, padded and cropped internally); ``"vae"`` and ``"conv_vae"``
         (variational autoencoders with a dense or convolutional body, see
