@@ -6,22 +6,14 @@ import numpy as np
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 
+from helpers import bar_images
 from hourglass import Autoencoder, load
 from hourglass.image_metrics import psnr
 
 
 def _strokes(n: int, seed: int) -> np.ndarray:
-    """Images of one random horizontal or vertical bar: simple structure to learn."""
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, 12, 12), dtype=np.float32)
-    for image, vertical, position in zip(
-        images, rng.integers(0, 2, n), rng.integers(2, 10, n), strict=True
-    ):
-        if vertical:
-            image[:, position - 1 : position + 1] = 1.0
-        else:
-            image[position - 1 : position + 1, :] = 1.0
-    return images
+    """Bar images as float32 in [0, 1]."""
+    return bar_images(n, seed).astype(np.float32) / 255
 
 
 def _noisy(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:

@@ -7,27 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import bar_images as _bars
 from hourglass import Autoencoder, AutoencoderOutlierDetector, load
 from hourglass.exceptions import InvalidInputError
 
 FAMILIES = ["dense", "conv", "vae", "conv_vae"]
 FAST = {"latent_dim": 6, "epochs": 3, "verbose": 0}
-
-
-def _bars(n: int, seed: int, shape: tuple[int, ...] = (12, 12)) -> np.ndarray:
-    """uint8 images of one horizontal or vertical bar."""
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, *shape[-2:]), dtype=np.uint8)
-    for image, vertical, at in zip(
-        images, rng.integers(0, 2, n), rng.integers(1, shape[-1] - 1, n), strict=True
-    ):
-        if vertical:
-            image[:, at - 1 : at + 1] = 255
-        else:
-            image[at - 1 : at + 1, :] = 255
-    if len(shape) == 3:
-        images = np.repeat(images[:, np.newaxis], shape[0], axis=1)
-    return images
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

@@ -6,22 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import bar_images as _bars
 from hourglass import Autoencoder
 from hourglass.exceptions import InvalidInputError
 from hourglass.nn.variational import gaussian_kl
-
-
-def _bars(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, 12, 12), dtype=np.uint8)
-    for image, vertical, at in zip(
-        images, rng.integers(0, 2, n), rng.integers(1, 11, n), strict=True
-    ):
-        if vertical:
-            image[:, at - 1 : at + 1] = 255
-        else:
-            image[at - 1 : at + 1, :] = 255
-    return images
 
 
 def _posterior(model: Autoencoder, X: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
