@@ -150,7 +150,10 @@ def test_train_on_npy_images_saves_a_loadable_detector(images: Images) -> None:
     assert model.threshold_method_ == "fpr"
     assert model.fpr == 0.05
     assert model.n_calibration_ == N_TRAIN // 5
-    assert f"Trained on {SIDE * SIDE}-feature samples for 20 epochs" in images.train_output
+    assert (
+        f"Trained a dense autoencoder on samples of shape ({SIDE}, {SIDE}) for 20 epochs"
+        in images.train_output
+    )
     assert "Threshold (fpr, mae)" in images.train_output
     assert f"Model saved to {images.model}/" in images.train_output
 
@@ -163,7 +166,7 @@ def test_train_on_csv_drops_the_label_column(table: Table) -> None:
     assert model.n_features_in_ == len(TABLE_COLUMNS)
     assert list(model.feature_names_in_) == list(TABLE_COLUMNS)
     assert model.output_activation_ == "linear"  # the data are not in [0, 1]
-    assert "Trained on 5-feature samples for 5 epochs" in table.train_output
+    assert "Trained a dense autoencoder on samples of shape (5,) for 5 epochs" in table.train_output
 
 
 def test_train_replaces_an_existing_model(

@@ -76,3 +76,22 @@ def test_conv_needs_images() -> None:
     rows = np.random.default_rng(0).random((50, 20)).astype(np.float32)
     with pytest.raises(InvalidInputError, match=r"arch='conv' needs images"):
         Autoencoder(arch="conv", **FAST).fit(rows)
+
+
+def test_auto_picks_conv_for_images_and_dense_for_rows(caplog: pytest.LogCaptureFixture) -> None:
+    images = _bars(60, seed=8)
+    with caplog.at_level("INFO", logger="hourglass"):
+        model = Autoencoder(arch="auto", random_state=0, **FAST).fit(images)
+    assert model.arch_ == "conv"
+    assert "chose arch='conv'" in caplog.text
+    rows = images.reshape(60, -1)
+    assert Autoencoder(arch="auto", random_state=0, **FAST).fit(rows).arch_ == "dense"
+
+
+def test_the_chosen_family_is_saved(tmp_path: Path) -> None:
+    images = _bars(60, seed=9)
+    model = Autoencoder(arch="auto", random_state=0, **FAST).fit(images)
+    restored = load(model.save(tmp_path / "m"))
+    assert restored.arch_ == "conv"
+    assert restored.get_params()["arch"] == "auto"
+    np.testing.assert_array_equal(restored.reconstruct(images), model.reconstruct(images))

@@ -43,8 +43,9 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument(
         "--arch",
         default="dense",
-        choices=["dense", "conv", "vae", "conv_vae"],
-        help="dense; conv for images; vae / conv_vae: variational (default: dense)",
+        choices=["dense", "conv", "vae", "conv_vae", "auto"],
+        help="dense; conv for images; vae / conv_vae: variational; auto: conv for images, "
+        "else dense (default: dense)",
     )
     model.add_argument(
         "--beta",
@@ -174,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     history = detector.history_
     val = f", validation loss {history['val_loss'][-1]:.4f}" if "val_loss" in history else ""
     print(
-        f"Trained on {detector.n_features_in_}-feature samples for {detector.n_epochs_} "
+        f"Trained a {detector.arch_} autoencoder on samples of shape {detector.input_shape_} "
+        f"for {detector.n_epochs_} "
         f"epochs in {detector.fit_time_:.1f} s: training loss {history['loss'][-1]:.4f}{val}.\n"
         f"Threshold ({detector.threshold_method_}, {detector.metric}): "
         f"{detector.threshold_:.6g}; {detector.n_calibration_} calibration samples.\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 import warnings
@@ -42,6 +43,8 @@ from hourglass.training import History, TrainingConfig, train
 __all__ = ["BaseAutoencoder"]
 
 Self = TypeVar("Self", bound="BaseAutoencoder")
+
+_LOGGER = logging.getLogger("hourglass")
 
 #: Model families: ``arch`` values.
 ARCHITECTURES: tuple[str, ...] = ("dense", "conv", "vae", "conv_vae")
@@ -100,7 +103,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "arch": [StrOptions(set(ARCHITECTURES))],
+        "arch": [StrOptions({"auto", *ARCHITECTURES})],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dims": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -191,6 +194,19 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             "sklearn.preprocessing.MinMaxScaler), or use output_activation='linear'."
         )
 
+    def _resolve_arch(self) -> str:
+        """``arch``, with ``"auto"`` resolved from the fitted input shape (and logged)."""
+        if self.arch != "auto":
+            return str(self.arch)
+        arch = "conv" if len(self.input_shape_) in (2, 3) else "dense"
+        _LOGGER.info(
+            "%s(arch='auto') chose arch=%r for samples of shape %s.",
+            type(self).__name__,
+            arch,
+            self.input_shape_,
+        )
+        return arch
+
     def _threads(self) -> int | None:
         """Intra-op thread count for torch, or None to leave torch's setting alone.
 
@@ -232,9 +248,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         started = time.perf_counter()
         values = prepared.values
         self.input_shape_ = tuple(int(s) for s in values.shape[1:])
-        if self.arch in ("conv", "conv_vae") and len(self.input_shape_) not in (2, 3):
+        self.arch_ = self._resolve_arch()
+        if self.arch_ in ("conv", "conv_vae") and len(self.input_shape_) not in (2, 3):
             raise InvalidInputError(
-                f"arch={self.arch!r} needs images: X of shape (n, h, w) or (n, c, h, w). Got "
+                f"arch={self.arch_!r} needs images: X of shape (n, h, w) or (n, c, h, w). Got "
                 f"samples of shape {self.input_shape_}; reshape image rows to (n, h, w), or use "
                 "arch='dense'."
             )
@@ -468,7 +485,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if not isinstance(self.module_, VariationalAutoencoder):
             raise InvalidInputError(
                 f"{method} needs a variational autoencoder (arch='vae' or 'conv_vae'); this "
-                f"model has arch={self.arch!r}."
+                f"model has arch={self.arch_!r}."
             )
         return self.module_
 
@@ -565,6 +582,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
         """Fitted attributes split into JSON-able values and arrays."""
         json_state: dict[str, Any] = {
+            "arch_": self.arch_,
             "input_shape_": list(self.input_shape_),
             "n_features_in_": self.n_features_in_,
             "scales_uint8_": self.scales_uint8_,
@@ -582,6 +600,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
         self.input_shape_ = tuple(int(s) for s in state["input_shape_"])
+        self.arch_ = str(state["arch_"])
+        if self.arch_ not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch_!r}")
         self.n_features_in_ = int(state["n_features_in_"])
         self.scales_uint8_ = bool(state["scales_uint8_"])
         self.output_activation_ = str(state["output_activation_"])
@@ -600,17 +621,17 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """A freshly initialised network for ``arch`` and the fitted input shape."""
         hidden = self._validated_hidden_dims()
         latent = int(self.latent_dim)
-        if self.arch in ("conv", "conv_vae"):
+        if self.arch_ in ("conv", "conv_vae"):
             conv = ConvConfig(
                 input_shape=self.input_shape_,
-                latent_dim=CONV_VAE_FEATURES if self.arch == "conv_vae" else latent,
+                latent_dim=CONV_VAE_FEATURES if self.arch_ == "conv_vae" else latent,
                 channels=hidden or ConvConfig.channels,
                 activation=self.activation,
                 output_activation=self.output_activation_,
             )
             body: ReconstructionModule = ConvAutoencoder(conv, generator=generator)
         else:
-            if self.arch == "vae":  # the body's code is the last hidden layer
+            if self.arch_ == "vae":  # the body's code is the last hidden layer
                 hidden = hidden or VAE_HIDDEN_DIMS
                 hidden, latent = hidden[:-1], hidden[-1]
             dense = DenseConfig(
@@ -621,7 +642,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 output_activation=self.output_activation_,
             )
             body = DenseAutoencoder(dense, generator=generator)
-        if self.arch not in ("vae", "conv_vae"):
+        if self.arch_ not in ("vae", "conv_vae"):
             return body
         return VariationalAutoencoder(
             body, int(self.latent_dim), beta=float(self.beta), generator=generator

@@ -27,7 +27,7 @@ class Autoencoder(BaseAutoencoder):
 
     Parameters
     ----------
-    arch : {"dense", "conv", "vae", "conv_vae"}, default="dense"
+    arch : {"dense", "conv", "vae", "conv_vae", "auto"}, default="dense"
         The family: ``"dense"`` (fully connected; any input shape);
         ``"conv"`` (strided 3×3 convolutions down, 4×4 transposed
         convolutions back up; images of shape (n, h, w) or (n, c, h, w) of any
@@ -35,6 +35,9 @@ class Autoencoder(BaseAutoencoder):
         (variational autoencoders with a dense or convolutional body, see
         :mod:`hourglass.nn.variational`: codes and scores use the posterior
         mean, :meth:`negative_elbo` and :meth:`sample` become available).
+        ``"auto"`` picks ``"conv"`` for image-shaped input (n, h, w) or
+        (n, c, h, w) and ``"dense"`` otherwise; the choice is logged (logger
+        ``"hourglass"``) and saved as ``arch_``.
     latent_dim : int, default=64
         Size of the code.
     hidden_dims : tuple of int, default=()
@@ -107,8 +110,10 @@ class Autoencoder(BaseAutoencoder):
 
     Attributes
     ----------
-    module_ : hourglass.nn.DenseAutoencoder
+    module_ : hourglass.nn.ReconstructionModule
         The trained network.
+    arch_ : str
+        The family actually used (``arch`` with ``"auto"`` resolved).
     input_shape_ : tuple of int
         Shape of one training sample.
     n_features_in_ : int
