@@ -23,6 +23,7 @@ SUPPORTED_FORMATS = (
     ".csv or .csv.gz (a table)",
     ".parquet (a table)",
     "IDX (.idx, .idx1, .idx3, ..., *-ubyte; raw or .gz)",
+    ".txt (UTF-8 text, one text per line)",
 )
 # Names IDX files go by: t10k-images-idx3-ubyte, train-images.idx3-ubyte, x.idx, x.idx3.
 _IDX_NAME = re.compile(r"(ubyte|\.idx\d*)$", re.IGNORECASE)
@@ -46,7 +47,7 @@ def _read_npz(path: Path) -> npt.NDArray[Any]:
     )
 
 
-def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame:
+def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame | list[str]:
     """Read a data matrix or table from a file, choosing the reader by the file name.
 
     Parameters
@@ -59,12 +60,15 @@ def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame:
         - ``.csv``, ``.csv.gz``: a :class:`pandas.DataFrame`;
         - ``.parquet``: a :class:`pandas.DataFrame` (read with pyarrow);
         - IDX (``.idx``, ``.idx1``, ``.idx3``, ..., ``*-ubyte``), raw or gzipped,
-          and any other ``.gz`` file, which is read as gzipped IDX.
+          and any other ``.gz`` file, which is read as gzipped IDX;
+        - ``.txt``: UTF-8 text, one text per line (for sequence models); bytes
+          that are not valid UTF-8 are replaced, never fatal.
 
     Returns
     -------
-    numpy.ndarray or pandas.DataFrame
-        An array for NumPy and IDX files, a data frame for CSV and Parquet.
+    numpy.ndarray, pandas.DataFrame or list of str
+        An array for NumPy and IDX files, a data frame for CSV and Parquet, the
+        lines for text.
 
     Raises
     ------
@@ -101,6 +105,8 @@ def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame:
             return pd.read_csv(file)
         if name.endswith(".parquet"):
             return pd.read_parquet(file, engine="pyarrow")
+        if name.endswith(".txt"):
+            return file.read_text(encoding="utf-8", errors="replace").splitlines()
         if name.endswith(".gz") or _IDX_NAME.search(name):
             return read_idx(file)
     except (InvalidInputError, DatasetError):

@@ -22,7 +22,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from hourglass import persistence
 from hourglass._version import __version__
-from hourglass.estimators._input import UINT8_SCALE, PreparedInput, prepare_input, to_unit_float
+from hourglass.estimators._input import (
+    UINT8_SCALE,
+    PreparedInput,
+    is_text,
+    prepare_input,
+    prepare_text,
+    to_unit_float,
+)
 from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.nn import (
@@ -35,6 +42,7 @@ from hourglass.nn import (
 )
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.noise import NOISE_KINDS, corrupt
+from hourglass.nn.sequence import ByteTokenizer, SequenceAutoencoder, SequenceConfig
 from hourglass.nn.variational import gaussian_kl
 from hourglass.scoring import ERROR_METRICS, per_sample_error
 from hourglass.threads import num_threads
@@ -47,7 +55,9 @@ Self = TypeVar("Self", bound="BaseAutoencoder")
 _LOGGER = logging.getLogger("hourglass")
 
 #: Model families: ``arch`` values.
-ARCHITECTURES: tuple[str, ...] = ("dense", "conv", "vae", "conv_vae")
+ARCHITECTURES: tuple[str, ...] = ("dense", "conv", "vae", "conv_vae", "sequence")
+#: Texts are cut to this many UTF-8 bytes (including the end-of-text marker).
+TEXT_MAX_BYTES = 256
 #: Width of the features a variational head reads from a convolutional body.
 CONV_VAE_FEATURES = 256
 #: Hidden widths of a dense variational body when ``hidden_dims`` is empty.
@@ -168,7 +178,26 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             )
         return tuple(int(d) for d in dims)
 
+    def _prepare_training_input(self, X: Any) -> PreparedInput:
+        """Validate the training data: texts for ``arch='sequence'`` (or 'auto'), else arrays."""
+        if self.arch == "sequence" or (self.arch == "auto" and is_text(X)):
+            return prepare_text(self, X, max_length=TEXT_MAX_BYTES)
+        if is_text(X):
+            raise InvalidInputError(
+                f"arch={self.arch!r} needs numeric arrays; got texts. Use arch='sequence' "
+                "(or 'auto') for text."
+            )
+        return prepare_input(self, X, reset=True)
+
+    def _prepare_later_input(self, X: Any) -> PreparedInput:
+        """Validate data given after fit (validation data, or data to transform or score)."""
+        if getattr(self, "arch_", None) == "sequence":
+            return prepare_text(self, X, max_length=self.input_shape_[0])
+        return prepare_input(self, X, reset=False)
+
     def _resolve_output_and_loss(self, prepared: PreparedInput) -> tuple[str, str]:
+        if prepared.is_text:
+            return "softmax", "nll"  # next-byte distribution, negative log-likelihood
         low, high = prepared.value_range()
         in_unit_range = low >= 0.0 and high <= 1.0
         output = self.output_activation
@@ -194,11 +223,14 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             "sklearn.preprocessing.MinMaxScaler), or use output_activation='linear'."
         )
 
-    def _resolve_arch(self) -> str:
-        """``arch``, with ``"auto"`` resolved from the fitted input shape (and logged)."""
+    def _resolve_arch(self, prepared: PreparedInput) -> str:
+        """``arch``, with ``"auto"`` resolved from the training data (and logged)."""
         if self.arch != "auto":
             return str(self.arch)
-        arch = "conv" if len(self.input_shape_) in (2, 3) else "dense"
+        if prepared.is_text:
+            arch = "sequence"
+        else:
+            arch = "conv" if len(self.input_shape_) in (2, 3) else "dense"
         _LOGGER.info(
             "%s(arch='auto') chose arch=%r for samples of shape %s.",
             type(self).__name__,
@@ -224,12 +256,13 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             loss, mae = network.loss_and_gradients(x, target, self.loss_)
         else:
             loss, mae = network.reconstruction_loss(x, target, self.loss_)
-        return {"loss": loss, "mae": mae}
+        # Text models report the share of mispredicted next bytes instead of the MAE.
+        return {"loss": loss, "error_rate" if self.arch_ == "sequence" else "mae": mae}
 
     def _prepare_validation(
         self, validation_data: Any, sample_shape: tuple[int, ...]
     ) -> NDArray[Any]:
-        prepared = prepare_input(self, validation_data, reset=False)
+        prepared = self._prepare_later_input(validation_data)
         if prepared.values.shape[1:] != sample_shape:
             raise InvalidInputError(
                 f"validation_data has samples of shape {prepared.values.shape[1:]}, but the "
@@ -248,7 +281,18 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         started = time.perf_counter()
         values = prepared.values
         self.input_shape_ = tuple(int(s) for s in values.shape[1:])
-        self.arch_ = self._resolve_arch()
+        self.arch_ = self._resolve_arch(prepared)
+        if prepared.is_text != (self.arch_ == "sequence"):
+            raise InvalidInputError(
+                f"arch={self.arch_!r} needs numeric arrays; got texts. Use arch='sequence' for "
+                "text."
+                if prepared.is_text
+                else "arch='sequence' needs texts (a list of strings); got numeric data."
+            )
+        if self.arch_ == "sequence" and self.noise is not None:
+            raise InvalidInputError(
+                "noise= corrupts numeric values; it does not apply to arch='sequence'. Remove it."
+            )
         if self.arch_ in ("conv", "conv_vae") and len(self.input_shape_) not in (2, 3):
             raise InvalidInputError(
                 f"arch={self.arch_!r} needs images: X of shape (n, h, w) or (n, c, h, w). Got "
@@ -360,7 +404,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _prepare_for_inference(self, X: Any) -> NDArray[Any]:
         self._check_fitted()
-        prepared = prepare_input(self, X, reset=False)
+        prepared = self._prepare_later_input(X)
         values = prepared.values
         sample_shape = tuple(values.shape[1:])
         n_features = int(np.prod(sample_shape))
@@ -370,7 +414,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"{self.n_features_in_} features as input (samples of shape "
                 f"{self.input_shape_}; got samples of shape {sample_shape})."
             )
-        if self.output_activation_ == "sigmoid" and not prepared.was_uint8:
+        if self.output_activation_ == "sigmoid" and not prepared.was_uint8 and not prepared.is_text:
             low, high = prepared.value_range()
             if low < 0.0 or high > 1.0:
                 raise InvalidInputError(self._range_message(low, high))
@@ -405,6 +449,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return torch.maximum(torch.minimum(output, high), low)
 
     def _errors(self, values: NDArray[Any], metric: str) -> NDArray[np.float64]:
+        if self.arch_ == "sequence":  # texts: mean negative log-likelihood per byte
+
+            def nll(module: SequenceAutoencoder, x: torch.Tensor) -> torch.Tensor:
+                return module.per_text_nll(x)
+
+            return torch.cat(self._map_batches(values, nll)).numpy().astype(np.float64)
         if metric not in ERROR_METRICS:
             raise InvalidInputError(
                 f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}."
@@ -458,7 +508,56 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             sigmoid output; clipped to the training data's per-feature range
             for a linear output.
         """
-        return self._reconstruct_values(self._prepare_for_inference(X))
+        values = self._prepare_for_inference(X)
+        if self.arch_ == "sequence":
+            return self._reconstruct_texts(values)  # type: ignore[return-value]
+        return self._reconstruct_values(values)
+
+    def _reconstruct_texts(self, values: NDArray[Any]) -> list[str]:
+        length = self.input_shape_[0]
+
+        def run(module: SequenceAutoencoder, x: torch.Tensor) -> torch.Tensor:
+            return module.generate(module.encode(x), length)
+
+        rows = torch.cat(self._map_batches(values, run)).numpy()
+        return [ByteTokenizer.decode(row) for row in rows]
+
+    def most_similar(
+        self, query: Any, corpus: Any, k: int = 5
+    ) -> list[list[tuple[int, float, Any]]]:
+        """The ``k`` items of ``corpus`` whose codes are closest to each query's (cosine).
+
+        Works for every family: images, table rows and, with ``arch='sequence'``,
+        sentences (``most_similar(["a query"], sentences)``).
+
+        Parameters
+        ----------
+        query, corpus : array-like or list of str
+            Data shaped like the training data.
+        k : int, default=5
+            Neighbours per query (at most ``len(corpus)``).
+
+        Returns
+        -------
+        list of lists of (index, similarity, item)
+            Per query, the nearest corpus items first: their index in
+            ``corpus``, the cosine similarity of the codes (1 = same direction)
+            and the item itself.
+        """
+        queries = torch.from_numpy(self.transform(query)).double()
+        items = torch.from_numpy(self.transform(corpus)).double()
+        queries = torch.nn.functional.normalize(queries, dim=1)
+        items = torch.nn.functional.normalize(items, dim=1)
+        k = max(1, min(int(k), items.shape[0]))
+        pick = corpus.iloc.__getitem__ if hasattr(corpus, "iloc") else corpus.__getitem__
+        pick = corpus.iloc.__getitem__ if hasattr(corpus, "iloc") else corpus.__getitem__
+        results: list[list[tuple[int, float, Any]]] = []
+        for start in range(0, queries.shape[0], 1024):  # bounded memory for large corpora
+            similarities = queries[start : start + 1024] @ items.T
+            best = similarities.topk(k, dim=1)
+            for values, indices in zip(best.values.tolist(), best.indices.tolist(), strict=True):
+                results.append([(i, v, pick(i)) for i, v in zip(indices, values, strict=True)])
+        return results
 
     def denoise(self, X: Any) -> NDArray[np.float32]:
         """Remove noise from ``X`` with a model trained with ``noise``.
@@ -575,7 +674,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self._errors(values, metric or self._default_metric())
 
     def _default_metric(self) -> str:
-        return "mae"
+        return "nll" if getattr(self, "arch_", None) == "sequence" else "mae"
 
     # -------------------------------------------------------------- persistence
 
@@ -621,6 +720,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """A freshly initialised network for ``arch`` and the fitted input shape."""
         hidden = self._validated_hidden_dims()
         latent = int(self.latent_dim)
+        if self.arch_ == "sequence":
+            return SequenceAutoencoder(
+                SequenceConfig(
+                    input_shape=self.input_shape_,
+                    latent_dim=latent,
+                    hidden_dim=hidden[0] if hidden else SequenceConfig.hidden_dim,
+                ),
+                generator=generator,
+            )
         if self.arch_ in ("conv", "conv_vae"):
             conv = ConvConfig(
                 input_shape=self.input_shape_,

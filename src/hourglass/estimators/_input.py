@@ -19,7 +19,14 @@ from sklearn.utils.validation import check_array, validate_data
 
 from hourglass.exceptions import InvalidInputError
 
-__all__ = ["UINT8_SCALE", "PreparedInput", "prepare_input", "to_unit_float"]
+__all__ = [
+    "UINT8_SCALE",
+    "PreparedInput",
+    "is_text",
+    "prepare_input",
+    "prepare_text",
+    "to_unit_float",
+]
 
 #: uint8 data are pixel intensities: divided by this to land in [0, 1].
 UINT8_SCALE = 255.0
@@ -30,6 +37,7 @@ class PreparedInput:
     """Validated data: finite, at least one sample, 2 to 4 dimensions."""
 
     values: NDArray[Any]  # (n, *sample_shape), float32, or uint8 pixel values (0..255)
+    is_text: bool = False  # values are byte-token ids of texts (int64, (n, max_length))
 
     @property
     def was_uint8(self) -> bool:
@@ -76,6 +84,52 @@ def _to_numpy(X: Any, estimator_name: str) -> Any:
         # Missing values of nullable columns (pd.NA) become NaN, which check_array rejects.
         return X.to_numpy(dtype=np.float32, na_value=np.nan)
     return X
+
+
+def is_text(X: Any) -> bool:
+    """Whether ``X`` is a collection of strings (a list, array or pandas Series of str)."""
+    if isinstance(X, str | bytes):
+        return False
+    if hasattr(X, "dtype") and getattr(X, "ndim", 1) == 1:
+        kind = np.dtype(X.dtype).kind if not hasattr(X, "array") else None
+        if kind in ("U", "S"):
+            return True
+        if kind not in (None, "O"):
+            return False
+    try:
+        first = next(iter(X))
+    except (TypeError, StopIteration):
+        return False
+    return isinstance(first, str)
+
+
+def prepare_text(estimator: BaseEstimator, X: Any, *, max_length: int) -> PreparedInput:
+    """Validate a collection of texts and turn it into byte-token ids."""
+    from hourglass.nn.sequence import ByteTokenizer
+
+    name = type(estimator).__name__
+    if isinstance(X, str):
+        raise InvalidInputError(
+            f"{name} with arch='sequence' takes a list of texts, not a single string; wrap "
+            "it in a list: [text]."
+        )
+    try:
+        texts = list(X)
+    except TypeError:
+        raise InvalidInputError(
+            f"{name} with arch='sequence' takes a list (or array, or pandas Series) of "
+            f"strings; got {type(X).__name__}."
+        ) from None
+    if not texts:
+        raise InvalidInputError(f"{name} needs at least one text; got an empty collection.")
+    bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
+    if bad:
+        raise InvalidInputError(
+            f"{name} with arch='sequence' needs strings, but item {bad[0]} is a "
+            f"{type(texts[bad[0]]).__name__} ({len(bad)} non-string item(s) in all). Convert "
+            "or drop them first."
+        )
+    return PreparedInput(values=ByteTokenizer(max_length).encode(texts), is_text=True)
 
 
 def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedInput:

@@ -7,7 +7,6 @@ from typing import Any
 from sklearn.base import _fit_context
 
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
-from hourglass.estimators._input import prepare_input
 
 __all__ = ["Autoencoder"]
 
@@ -219,7 +218,7 @@ class Autoencoder(BaseAutoencoder):
         self : Autoencoder
             The fitted estimator.
         """
-        prepared = prepare_input(self, X, reset=True)
+        prepared = self._prepare_training_input(X)
         self._fit_prepared(
             prepared, validation_data=validation_data, seed=_seed_from(self.random_state)
         )

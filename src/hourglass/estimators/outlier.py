@@ -12,7 +12,7 @@ from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
-from hourglass.estimators._input import PreparedInput, prepare_input
+from hourglass.estimators._input import PreparedInput
 from hourglass.exceptions import HourglassError, InvalidInputError
 from hourglass.scoring import (
     ERROR_METRICS,
@@ -215,7 +215,7 @@ patience, device, num_threads, beta, noise, noise_strength, verbose, random_stat
             The fitted detector.
         """
         rule = self._threshold_rule()
-        prepared = prepare_input(self, X, reset=True)
+        prepared = self._prepare_training_input(X)
         output_activation, _ = self._resolve_output_and_loss(prepared)
         if self.metric == "bce" and output_activation != "sigmoid":
             raise InvalidInputError(
@@ -238,7 +238,7 @@ patience, device, num_threads, beta, noise, noise_strength, verbose, random_stat
         calibration = values[np.sort(order[:n_calibration])]
         training = values[np.sort(order[n_calibration:])]
         self._fit_prepared(
-            PreparedInput(values=training),
+            PreparedInput(values=training, is_text=prepared.is_text),
             validation_data=validation_data,
             seed=seed,
         )
