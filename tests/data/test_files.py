@@ -105,7 +105,13 @@ def test_malformed_idx(tmp_path: Path) -> None:
         read_data(tmp_path / "x-ubyte.gz")
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "model.pkl", "data"])
+def test_text_files_are_read_as_lines_with_bad_bytes_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes("first line\nGrüße\n\n".encode() + b"bad \xff byte\n")
+    assert read_data(path) == ["first line", "Grüße", "", "bad \ufffd byte"]
+
+
+@pytest.mark.parametrize("name", ["notes.doc", "model.pkl", "data"])
 def test_unknown_format_lists_the_supported_ones(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_text("1,2,3\n")
     with pytest.raises(

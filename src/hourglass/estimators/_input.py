@@ -87,20 +87,18 @@ def _to_numpy(X: Any, estimator_name: str) -> Any:
 
 
 def is_text(X: Any) -> bool:
-    """Whether ``X`` is a collection of strings (a list, array or pandas Series of str)."""
-    if isinstance(X, str | bytes):
+    """Whether ``X`` is a collection of strings: a list or tuple, a 1-D array or a Series."""
+    if isinstance(X, list | tuple):
+        return bool(X) and isinstance(X[0], str)
+    if hasattr(X, "columns") or getattr(X, "ndim", None) != 1:  # tables, matrices, scalars
         return False
-    if hasattr(X, "dtype") and getattr(X, "ndim", 1) == 1:
-        kind = np.dtype(X.dtype).kind if not hasattr(X, "array") else None
-        if kind in ("U", "S"):
-            return True
-        if kind not in (None, "O"):
-            return False
     try:
-        first = next(iter(X))
-    except (TypeError, StopIteration):
-        return False
-    return isinstance(first, str)
+        kind = np.dtype(getattr(X, "dtype", object)).kind
+    except TypeError:  # a pandas extension dtype, e.g. pandas 3's default string dtype
+        kind = "O"
+    if kind in ("U", "S"):
+        return True
+    return len(X) > 0 and isinstance(next(iter(X)), str)
 
 
 def prepare_text(estimator: BaseEstimator, X: Any, *, max_length: int) -> PreparedInput:
