@@ -40,6 +40,7 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(PYTHON) benchmarks/reference_study.py
 	$(PYTHON) benchmarks/denoising.py
+	$(PYTHON) benchmarks/text.py
 	$(PYTHON) benchmarks/training_speed.py
 
 clean:
