@@ -43,9 +43,9 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument(
         "--arch",
         default="dense",
-        choices=["dense", "conv", "vae", "conv_vae", "auto"],
-        help="dense; conv for images; vae / conv_vae: variational; auto: conv for images, "
-        "else dense (default: dense)",
+        choices=["dense", "conv", "vae", "conv_vae", "sequence", "auto"],
+        help="dense; conv for images; vae / conv_vae: variational; sequence for text (a .txt "
+        "file); auto: sequence for text, conv for images, else dense (default: dense)",
     )
     model.add_argument(
         "--beta",

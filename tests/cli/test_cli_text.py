@@ -1,0 +1,47 @@
+"""Text through the CLI: ``train --arch sequence`` on a .txt file, then score and encode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hourglass import load
+from hourglass.cli import main
+
+
+def test_train_score_and_encode_a_text_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
+    lines = [" ".join(rng.choice(words, size=5)) for _ in range(200)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "new.txt").write_text("the cat sat\nÄÖÜ ßßß 12345\n\n", encoding="utf-8")
+    model = tmp_path / "model"
+    argv = [
+        "train",
+        str(tmp_path / "train.txt"),
+        "-o",
+        str(model),
+        "--arch",
+        "sequence",
+        "--epochs",
+        "2",
+        "--latent-dim",
+        "8",
+        "--hidden-dims",
+        "16",
+        "-q",
+    ]
+    assert main(argv) == 0
+    assert load(model).arch_ == "sequence"
+
+    scores = tmp_path / "scores.csv"
+    assert main(["score", str(model), str(tmp_path / "new.txt"), "-o", str(scores)]) == 0
+    table = pd.read_csv(scores)
+    assert len(table) == 3  # one row per line, the empty one included
+    assert table["reconstruction_error"].iloc[1] > table["reconstruction_error"].iloc[0]
+
+    codes = tmp_path / "codes.npy"
+    assert main(["encode", str(model), str(tmp_path / "new.txt"), "-o", str(codes)]) == 0
+    assert np.load(codes).shape == (3, 8)
