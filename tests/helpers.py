@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def bar_images(n: int, seed: int, shape: tuple[int, ...] = (12, 12)) -> np.ndarray:
@@ -23,3 +24,16 @@ def bar_images(n: int, seed: int, shape: tuple[int, ...] = (12, 12)) -> np.ndarr
     if len(shape) == 3:
         images = np.repeat(images[:, np.newaxis], shape[0], axis=1)
     return images
+
+
+def mixed_table(n: int, seed: int) -> pd.DataFrame:
+    """A table with related numeric and categorical columns, booleans and missing values."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 10, n).round()
+    income = (age * 1000 + rng.normal(0, 2000, n)).round(-2)
+    city = np.where(age > 45, "north", np.where(age > 35, "centre", "south")).astype(object)
+    owner = age + rng.normal(0, 5, n) > 40
+    frame = pd.DataFrame({"age": age, "income": income, "city": city, "owner": owner})
+    frame.loc[rng.random(n) < 0.05, "income"] = np.nan
+    frame.loc[rng.random(n) < 0.05, "city"] = None
+    return frame

@@ -212,7 +212,7 @@ def test_score_matches_the_library(
     np.testing.assert_allclose(scores["p_value"], detector.p_values(images.X), rtol=1e-12)
     np.testing.assert_array_equal(scores["is_outlier"], detector.predict(images.X) == -1)
     out = capsys.readouterr().out
-    assert f"Scored {N_NORMAL + N_OUTLIERS} samples (mae error)" in out
+    assert f"Scored {N_NORMAL + N_OUTLIERS} samples (mae score)" in out
     assert "(the model's, fpr rule)" in out
     assert f"Scores written to {output}" in out
 

@@ -21,7 +21,9 @@ def add_parser(subparsers: Any) -> None:
         help="score data with a trained detector",
         description=(
             "Write one row per sample of DATA: index, reconstruction error, p-value (when the "
-            "model was calibrated) and outlier flag (1 = outlier). By default the model's own "
+            "model was calibrated) and outlier flag (1 = outlier); for tabular models also the "
+            "columns contributing most to each flagged row, as multiples of their typical "
+            "training error. By default the model's own "
             "threshold is used; one of --threshold, --fpr, --contamination overrides it."
         ),
     )
@@ -66,6 +68,20 @@ def _threshold(
     return float(detector.threshold_), f"the model's, {detector.threshold_method_} rule"
 
 
+def _top_columns(contributions: pd.DataFrame, flags: np.ndarray[Any, Any], k: int = 3) -> list[str]:
+    """For each flagged row, its ``k`` largest column contributions ("col (x12.3); ...")."""
+    values = contributions.to_numpy()
+    names = list(contributions.columns)
+    out = []
+    for row, flagged in zip(values, flags, strict=True):
+        if not flagged:
+            out.append("")
+            continue
+        best = np.argsort(-row, kind="stable")[:k]
+        out.append("; ".join(f"{names[j]} (x{row[j]:.1f})" for j in best))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Score, write the table, print a summary."""
     detector = AutoencoderOutlierDetector.load(args.model, device=args.device)
@@ -77,10 +93,12 @@ def run(args: argparse.Namespace) -> int:
         columns["p_value"] = conformal_p_values(errors, detector.calibration_scores_)
     flags = errors > threshold
     columns["is_outlier"] = flags.astype(np.int8)
+    if detector.arch_ == "tabular":
+        columns["top_columns"] = _top_columns(detector.explain(X), flags)
     write_table(pd.DataFrame(columns), args.output)
     worst = np.argsort(-errors, kind="stable")[:5]
     print(
-        f"Scored {errors.size:,} samples ({detector.metric} error): median "
+        f"Scored {errors.size:,} samples ({detector.metric_} score): median "
         f"{np.median(errors):.4g}, max {errors.max():.4g}.\n"
         f"Threshold {threshold:.6g} ({method}): {int(flags.sum()):,} outliers "
         f"({flags.mean():.2%}). Largest errors at rows {', '.join(map(str, worst))}.\n"

@@ -43,9 +43,10 @@ def add_parser(subparsers: Any) -> None:
     model.add_argument(
         "--arch",
         default="dense",
-        choices=["dense", "conv", "vae", "conv_vae", "sequence", "auto"],
+        choices=["dense", "conv", "vae", "conv_vae", "sequence", "tabular", "auto"],
         help="dense; conv for images; vae / conv_vae: variational; sequence for text (a .txt "
-        "file); auto: sequence for text, conv for images, else dense (default: dense)",
+        "file); tabular for mixed tables (CSV/Parquet); auto: chosen from the data "
+        "(default: dense)",
     )
     model.add_argument(
         "--beta",
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         f"Trained a {detector.arch_} autoencoder on samples of shape {detector.input_shape_} "
         f"for {detector.n_epochs_} "
         f"epochs in {detector.fit_time_:.1f} s: training loss {history['loss'][-1]:.4f}{val}.\n"
-        f"Threshold ({detector.threshold_method_}, {detector.metric}): "
+        f"Threshold ({detector.threshold_method_}, {detector.metric_}): "
         f"{detector.threshold_:.6g}; {detector.n_calibration_} calibration samples.\n"
         f"Model saved to {path}/"
     )

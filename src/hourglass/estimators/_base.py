@@ -43,8 +43,10 @@ from hourglass.nn import (
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.noise import NOISE_KINDS, corrupt
 from hourglass.nn.sequence import ByteTokenizer, SequenceAutoencoder, SequenceConfig
+from hourglass.nn.tabular import TabularAutoencoder, TabularConfig
 from hourglass.nn.variational import gaussian_kl
 from hourglass.scoring import ERROR_METRICS, per_sample_error
+from hourglass.tabular import TableSchema
 from hourglass.threads import num_threads
 from hourglass.training import History, TrainingConfig, train
 
@@ -55,7 +57,7 @@ Self = TypeVar("Self", bound="BaseAutoencoder")
 _LOGGER = logging.getLogger("hourglass")
 
 #: Model families: ``arch`` values.
-ARCHITECTURES: tuple[str, ...] = ("dense", "conv", "vae", "conv_vae", "sequence")
+ARCHITECTURES: tuple[str, ...] = ("dense", "conv", "vae", "conv_vae", "sequence", "tabular")
 #: Texts are cut to this many UTF-8 bytes (including the end-of-text marker).
 TEXT_MAX_BYTES = 256
 #: Width of the features a variational head reads from a convolutional body.
@@ -78,6 +80,33 @@ def _seed_from(random_state: Any) -> int:
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63 - 1))
     return int(random_state)
+
+
+def _has_non_numeric_columns(X: Any) -> bool:
+    """Whether ``X`` is a DataFrame with at least one non-numeric (or boolean) column."""
+    if not hasattr(X, "columns") or not hasattr(X, "dtypes"):
+        return False
+    import pandas as pd
+
+    return any(
+        not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        for dtype in X.dtypes
+    )
+
+
+def _as_frame(X: Any) -> Any:
+    """``X`` as a pandas DataFrame (2-D arrays get columns named "0", "1", ...)."""
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame):
+        return X
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise InvalidInputError(
+            f"arch='tabular' needs a table: a pandas DataFrame or a 2-D array; got an array "
+            f"of shape {array.shape}."
+        )
+    return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
 
 
 def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
@@ -179,9 +208,13 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return tuple(int(d) for d in dims)
 
     def _prepare_training_input(self, X: Any) -> PreparedInput:
-        """Validate the training data: texts for ``arch='sequence'`` (or 'auto'), else arrays."""
+        """Validate the training data: texts, mixed tables or arrays, following ``arch``."""
         if self.arch == "sequence" or (self.arch == "auto" and is_text(X)):
             return prepare_text(self, X, max_length=TEXT_MAX_BYTES)
+        if self.arch == "tabular" or (self.arch == "auto" and _has_non_numeric_columns(X)):
+            frame = _as_frame(X)
+            self.table_schema_ = TableSchema.fit(frame)
+            return PreparedInput(values=self.table_schema_.encode(frame), is_table=True)
         if is_text(X):
             raise InvalidInputError(
                 f"arch={self.arch!r} needs numeric arrays; got texts. Use arch='sequence' "
@@ -193,11 +226,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """Validate data given after fit (validation data, or data to transform or score)."""
         if getattr(self, "arch_", None) == "sequence":
             return prepare_text(self, X, max_length=self.input_shape_[0])
+        if getattr(self, "arch_", None) == "tabular":
+            return PreparedInput(values=self.table_schema_.encode(_as_frame(X)), is_table=True)
         return prepare_input(self, X, reset=False)
 
     def _resolve_output_and_loss(self, prepared: PreparedInput) -> tuple[str, str]:
         if prepared.is_text:
             return "softmax", "nll"  # next-byte distribution, negative log-likelihood
+        if prepared.is_table:
+            return "mixed", "mixed"  # per column: Huber error or cross-entropy
         low, high = prepared.value_range()
         in_unit_range = low >= 0.0 and high <= 1.0
         output = self.output_activation
@@ -229,6 +266,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             return str(self.arch)
         if prepared.is_text:
             arch = "sequence"
+        elif prepared.is_table:
+            arch = "tabular"
         else:
             arch = "conv" if len(self.input_shape_) in (2, 3) else "dense"
         _LOGGER.info(
@@ -282,6 +321,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         values = prepared.values
         self.input_shape_ = tuple(int(s) for s in values.shape[1:])
         self.arch_ = self._resolve_arch(prepared)
+        if prepared.is_table and self.noise is not None:
+            raise InvalidInputError("noise= does not apply to arch='tabular'. Remove it.")
         if prepared.is_text != (self.arch_ == "sequence"):
             raise InvalidInputError(
                 f"arch={self.arch_!r} needs numeric arrays; got texts. Use arch='sequence' for "
@@ -361,6 +402,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 corrupt_inputs=self._input_corruption(seed),
             )
         self.module_ = module
+        if self.arch_ == "tabular":
+            self.column_scales_ = self._typical_column_losses(values)
         self._record_history(history)
         self.fit_time_ = time.perf_counter() - started
 
@@ -414,7 +457,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"{self.n_features_in_} features as input (samples of shape "
                 f"{self.input_shape_}; got samples of shape {sample_shape})."
             )
-        if self.output_activation_ == "sigmoid" and not prepared.was_uint8 and not prepared.is_text:
+        plain = not (prepared.was_uint8 or prepared.is_text or prepared.is_table)
+        if self.output_activation_ == "sigmoid" and plain:
             low, high = prepared.value_range()
             if low < 0.0 or high > 1.0:
                 raise InvalidInputError(self._range_message(low, high))
@@ -455,6 +499,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 return module.per_text_nll(x)
 
             return torch.cat(self._map_batches(values, nll)).numpy().astype(np.float64)
+        if self.arch_ == "tabular":  # mixed columns: the mean column loss of each row
+
+            def row_score(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
+                return module.row_scores(x)
+
+            return torch.cat(self._map_batches(values, row_score)).numpy().astype(np.float64)
         if metric not in ERROR_METRICS:
             raise InvalidInputError(
                 f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}."
@@ -558,6 +608,52 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             for values, indices in zip(best.values.tolist(), best.indices.tolist(), strict=True):
                 results.append([(i, v, pick(i)) for i, v in zip(indices, values, strict=True)])
         return results
+
+    def _column_losses(self, values: NDArray[Any]) -> NDArray[np.float64]:
+        def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
+            return module.column_losses(x)
+
+        return torch.cat(self._map_batches(values, run)).numpy().astype(np.float64)
+
+    def _typical_column_losses(self, values: NDArray[Any]) -> NDArray[np.float64]:
+        """Median loss of each column over the training rows where it is present."""
+        losses = self._column_losses(values)
+        p = len(self.table_schema_.numeric)
+        present = np.concatenate([values[:, p : 2 * p] > 0, values[:, 2 * p :] > 0], axis=1)
+        typical = np.array(
+            [
+                np.median(losses[present[:, j], j]) if present[:, j].any() else 1.0
+                for j in range(losses.shape[1])
+            ]
+        )
+        floored: NDArray[np.float64] = np.maximum(typical, 1e-6)
+        return floored
+
+    def explain(self, X: Any) -> Any:
+        """Each column's contribution to each row's score (``arch='tabular'`` only).
+
+        A column's loss in a row divided by its typical (median) loss on the
+        training data, so that columns are comparable: 1 is ordinary, 20 means
+        twenty times worse than usual for that column. Missing values
+        contribute 0; a category never seen in training contributes a lot.
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_samples, n_columns)
+            One column per table column, the same index as ``X`` when it is a
+            DataFrame.
+        """
+        import pandas as pd
+
+        self._check_fitted()
+        if self.arch_ != "tabular":
+            raise InvalidInputError(
+                f"explain needs a tabular model (arch='tabular'); this one has arch={self.arch_!r}."
+            )
+        values = self._prepare_for_inference(X)
+        contributions = self._column_losses(values) / self.column_scales_
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(contributions, columns=self.table_schema_.columns, index=index)
 
     def denoise(self, X: Any) -> NDArray[np.float32]:
         """Remove noise from ``X`` with a model trained with ``noise``.
@@ -671,10 +767,25 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             The higher, the worse the sample is reconstructed (the more abnormal).
         """
         values = self._prepare_for_inference(X)
-        return self._errors(values, metric or self._default_metric())
+        return self._errors(values, metric or self.metric_)
 
     def _default_metric(self) -> str:
-        return "nll" if getattr(self, "arch_", None) == "sequence" else "mae"
+        return "mae"
+
+    @property
+    def metric_(self) -> str:
+        """Name of the score :meth:`reconstruction_error` computes by default.
+
+        ``"nll"`` (per-byte negative log-likelihood) for text models,
+        ``"column_loss"`` (mean per-column loss) for tabular models, the
+        ``metric`` parameter (``"mae"`` for :class:`Autoencoder`) otherwise.
+        """
+        self._check_fitted()
+        if self.arch_ == "sequence":
+            return "nll"
+        if self.arch_ == "tabular":
+            return "column_loss"
+        return self._default_metric()
 
     # -------------------------------------------------------------- persistence
 
@@ -694,7 +805,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         }
         if hasattr(self, "feature_names_in_"):
             json_state["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
+        if hasattr(self, "table_schema_"):
+            json_state["table_schema_"] = self.table_schema_.to_json()
         arrays = {"data_min_": self.data_min_, "data_max_": self.data_max_}
+        if hasattr(self, "column_scales_"):
+            arrays["column_scales_"] = self.column_scales_
         return json_state, arrays
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
@@ -713,6 +828,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.fit_time_ = float(state["fit_time_"])
         if "feature_names_in_" in state:
             self.feature_names_in_ = np.asarray(state["feature_names_in_"], dtype=object)
+        if "table_schema_" in state:
+            self.table_schema_ = TableSchema.from_json(state["table_schema_"])
+        if "column_scales_" in arrays:
+            self.column_scales_ = arrays["column_scales_"].astype(np.float64)
         self.data_min_ = arrays["data_min_"].astype(np.float32)
         self.data_max_ = arrays["data_max_"].astype(np.float32)
 
@@ -720,6 +839,19 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """A freshly initialised network for ``arch`` and the fitted input shape."""
         hidden = self._validated_hidden_dims()
         latent = int(self.latent_dim)
+        if self.arch_ == "tabular":
+            schema = self.table_schema_
+            return TabularAutoencoder(
+                TabularConfig(
+                    input_shape=self.input_shape_,
+                    n_numeric=len(schema.numeric),
+                    category_sizes=tuple(schema.category_sizes),
+                    latent_dim=latent,
+                    hidden_dims=hidden or TabularConfig.hidden_dims,
+                    activation=self.activation,
+                ),
+                generator=generator,
+            )
         if self.arch_ == "sequence":
             return SequenceAutoencoder(
                 SequenceConfig(

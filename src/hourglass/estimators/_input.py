@@ -38,6 +38,7 @@ class PreparedInput:
 
     values: NDArray[Any]  # (n, *sample_shape), float32, or uint8 pixel values (0..255)
     is_text: bool = False  # values are byte-token ids of texts (int64, (n, max_length))
+    is_table: bool = False  # values are packed mixed-type rows (see hourglass.tabular)
 
     @property
     def was_uint8(self) -> bool:

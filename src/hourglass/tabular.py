@@ -1,0 +1,163 @@
+"""Mixed-type tables as model input: column types, robust scaling, vocabularies, missing masks.
+
+A :class:`TableSchema` is fitted on a pandas DataFrame. Each column is
+*numeric* (scaled robustly: minus the median, divided by the interquartile
+range) or *categorical* (strings, booleans, pandas categories; a vocabulary of
+the values seen in training). :meth:`TableSchema.encode` packs a table into one
+float32 matrix, laid out as
+
+``[numeric values (missing -> 0) | numeric present-mask | category codes]``
+
+where a category code is 0 for a missing value, 1 for a value never seen in
+training, and ``2 + i`` for the ``i``-th vocabulary entry. The schema is plain
+data, saved with the model as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from hourglass.exceptions import InvalidInputError
+
+__all__ = ["MISSING_CODE", "UNSEEN_CODE", "TableSchema"]
+
+MISSING_CODE = 0
+UNSEEN_CODE = 1
+#: A column with more distinct values than this in training keeps only the most frequent.
+MAX_CATEGORIES = 100
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return bool(
+        pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+    )
+
+
+@dataclass
+class TableSchema:
+    """Column names and types, scaling of numeric columns, vocabularies of categorical ones."""
+
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    medians: list[float] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)  # interquartile ranges (1 where 0)
+    vocabularies: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, *, categorical: list[str] | None = None) -> TableSchema:
+        """Infer the schema of ``frame`` (``categorical`` forces columns to be categorical)."""
+        forced = set(categorical or [])
+        unknown = forced - set(map(str, frame.columns))
+        if unknown:
+            raise InvalidInputError(
+                f"categorical_columns names {sorted(unknown)}, which the data does not have."
+            )
+        schema = cls()
+        for column in frame.columns:
+            name = str(column)
+            series = frame[column]
+            if _is_numeric(series) and name not in forced:
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                if np.isinf(values).any():
+                    raise InvalidInputError(
+                        f"Column {name!r} contains infinite values; replace them (e.g. with NaN, "
+                        "which is treated as missing) first."
+                    )
+                finite = values[~np.isnan(values)]
+                median = float(np.median(finite)) if finite.size else 0.0
+                q1, q3 = np.quantile(finite, [0.25, 0.75]) if finite.size else (0.0, 0.0)
+                spread = float(q3 - q1)
+                if spread <= 0:
+                    spread = float(np.std(finite)) if finite.size else 0.0
+                schema.numeric.append(name)
+                schema.medians.append(median)
+                schema.scales.append(spread if spread > 0 else 1.0)
+            else:
+                counts = series.dropna().astype(str).value_counts()
+                schema.categorical.append(name)
+                schema.vocabularies.append([str(v) for v in counts.index[:MAX_CATEGORIES]])
+        if not schema.numeric and not schema.categorical:
+            raise InvalidInputError("The table has no columns.")
+        return schema
+
+    @property
+    def columns(self) -> list[str]:
+        """All columns, numeric first then categorical (the order of explanations)."""
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def category_sizes(self) -> list[int]:
+        """Number of codes of each categorical column (missing, unseen and the vocabulary)."""
+        return [2 + len(vocabulary) for vocabulary in self.vocabularies]
+
+    @property
+    def width(self) -> int:
+        """Columns of the packed matrix."""
+        return 2 * len(self.numeric) + len(self.categorical)
+
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        """Raise unless ``frame`` has every schema column (extra columns are ignored)."""
+        missing = [c for c in self.columns if c not in set(map(str, frame.columns))]
+        if missing:
+            raise InvalidInputError(
+                f"The table lacks column(s) {missing} that the model was trained on; its columns "
+                f"are {list(map(str, frame.columns))}."
+            )
+
+    def encode(self, frame: pd.DataFrame) -> NDArray[np.float32]:
+        """Pack ``frame`` into the float32 layout described in the module docstring."""
+        self.check_columns(frame)
+        frame = frame.rename(columns=str)
+        n = len(frame)
+        packed = np.zeros((n, self.width), dtype=np.float32)
+        p = len(self.numeric)
+        for j, (name, median, scale) in enumerate(
+            zip(self.numeric, self.medians, self.scales, strict=True)
+        ):
+            try:
+                values = pd.to_numeric(frame[name], errors="raise").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
+            except (ValueError, TypeError):
+                raise InvalidInputError(
+                    f"Column {name!r} was numeric in training but holds non-numeric values now."
+                ) from None
+            present = np.isfinite(values)
+            packed[:, j] = np.where(present, (values - median) / scale, 0.0)
+            packed[:, p + j] = present
+        for k, (name, vocabulary) in enumerate(
+            zip(self.categorical, self.vocabularies, strict=True)
+        ):
+            lookup = {value: 2 + i for i, value in enumerate(vocabulary)}
+            column = frame[name]
+            codes = [
+                MISSING_CODE if pd.isna(value) else lookup.get(str(value), UNSEEN_CODE)
+                for value in column
+            ]
+            packed[:, 2 * p + k] = codes
+        return packed
+
+    def to_json(self) -> dict[str, Any]:
+        """The schema as JSON-able data."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TableSchema:
+        """Rebuild a schema saved with :meth:`to_json`."""
+        schema = cls(
+            numeric=[str(c) for c in data["numeric"]],
+            categorical=[str(c) for c in data["categorical"]],
+            medians=[float(v) for v in data["medians"]],
+            scales=[float(v) for v in data["scales"]],
+            vocabularies=[[str(v) for v in vocabulary] for vocabulary in data["vocabularies"]],
+        )
+        if not (len(schema.numeric) == len(schema.medians) == len(schema.scales)) or len(
+            schema.categorical
+        ) != len(schema.vocabularies):
+            raise ValueError("inconsistent table schema")
+        return schema
