@@ -191,9 +191,16 @@ def test_sigmoid_output_needs_data_in_unit_range() -> None:
         Autoencoder(output_activation="sigmoid", **FAST).fit(X)
 
 
-def test_sigmoid_model_rejects_out_of_range_data_at_predict(unit_model: Autoencoder) -> None:
-    with pytest.raises(InvalidInputError, match=r"range from 0 to 2\b.*Scale"):
-        unit_model.reconstruct(np.array([[0.0] * 6, [0.5] * 5 + [2.0]], dtype=np.float32))
+def test_sigmoid_model_scores_out_of_range_data_as_badly_reconstructed(
+    unit_model: Autoencoder,
+) -> None:
+    # After fit, values outside [0, 1] are what an outlier detector must score, not reject.
+    inside = np.full((1, 6), 0.5, dtype=np.float32)
+    outside = np.array([[0.5] * 5 + [2.0]], dtype=np.float32)
+    assert unit_model.reconstruct(outside).max() <= 1.0
+    assert unit_model.reconstruction_error(outside)[0] > unit_model.reconstruction_error(inside)[0]
+    with pytest.raises(InvalidInputError, match=r"metric='bce' needs data in \[0, 1\].*'mae'"):
+        unit_model.reconstruction_error(outside, metric="bce")
 
 
 def test_output_activation_auto_follows_the_data_range(

@@ -457,11 +457,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"{self.n_features_in_} features as input (samples of shape "
                 f"{self.input_shape_}; got samples of shape {sample_shape})."
             )
-        plain = not (prepared.was_uint8 or prepared.is_text or prepared.is_table)
-        if self.output_activation_ == "sigmoid" and plain:
-            low, high = prepared.value_range()
-            if low < 0.0 or high > 1.0:
-                raise InvalidInputError(self._range_message(low, high))
+        # Values outside the training range are accepted here (unlike at fit): they
+        # reconstruct badly, which is exactly what an outlier score should report.
+        # Only binary cross-entropy is undefined for them; _errors checks that.
         return values
 
     def _map_batches(
@@ -509,6 +507,14 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             raise InvalidInputError(
                 f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}."
             )
+        if metric == "bce" and self.output_activation_ == "sigmoid":
+            low, high = float(np.min(values)), float(np.max(values))
+            if values.dtype != np.uint8 and (low < 0.0 or high > 1.0):
+                raise InvalidInputError(
+                    f"metric='bce' needs data in [0, 1], but the values range from {low:.4g} to "
+                    f"{high:.4g}. Use metric='mae' or 'mse', which score such values as badly "
+                    "reconstructed, or scale the data to [0, 1] as for training."
+                )
         if metric == "bce" and self.output_activation_ != "sigmoid":
             raise InvalidInputError(
                 "metric='bce' needs a model with a sigmoid output (data in [0, 1]); this one "

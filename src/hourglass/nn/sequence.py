@@ -69,12 +69,12 @@ class SequenceConfig:
     latent_dim: int = 64
     hidden_dim: int = 128  # GRU state size of encoder and decoder
     embedding_dim: int = 32
-    activation: str = "tanh"  # of the code
+    activation: str = "linear"  # the code is linear: a saturating tanh made codes alike
     output_activation: str = "softmax"  # over the next byte
 
 
 class SequenceAutoencoder(ReconstructionModule):
-    """GRU encoder → ``tanh`` code → GRU decoder conditioned on the code at every step.
+    """GRU encoder → linear code → GRU decoder conditioned on the code at every step.
 
     Parameters
     ----------
@@ -114,7 +114,8 @@ class SequenceAutoencoder(ReconstructionModule):
             self.embed(tokens), self.lengths(tokens).cpu(), batch_first=True, enforce_sorted=False
         )
         _, last = self.encoder(packed)  # last: (1, batch, hidden)
-        return torch.tanh(self.to_code(last[0]))
+        codes: torch.Tensor = self.to_code(last[0])
+        return codes
 
     def decode_logits_for(self, z: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Next-byte logits ``(batch, length, vocab)`` given the code and the true bytes."""
