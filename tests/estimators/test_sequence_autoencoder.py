@@ -97,3 +97,30 @@ def test_mismatched_data_and_family_are_clear_errors(arch: str, X: object, messa
 def test_noise_is_rejected_for_text() -> None:
     with pytest.raises(InvalidInputError, match="does not apply to arch='sequence'"):
         Autoencoder(arch="sequence", noise="mask", epochs=1, **SMALL).fit(_sentences(20, 1))
+
+
+def test_english_model_flags_german_on_the_real_texts() -> None:
+    """A small, briefly trained model; the full benchmark (benchmarks/text.py) reaches 0.97."""
+    import os
+
+    from sklearn.metrics import roc_auc_score
+
+    folder = os.environ.get("HOURGLASS_DATA")
+    if not folder:
+        pytest.skip("HOURGLASS_DATA is not set: no en.txt / de.txt to test on")
+    english = (Path(folder) / "text" / "en.txt").read_text(encoding="utf-8").splitlines()
+    german = (Path(folder) / "text" / "de.txt").read_text(encoding="utf-8").splitlines()
+    order = np.random.default_rng(0).permutation(len(english))
+    train = [english[i] for i in order[:1500]]
+    held_out = [english[i] for i in order[-300:]]
+    model = Autoencoder(
+        arch="sequence",
+        epochs=2,
+        latent_dim=16,
+        hidden_dims=(64,),
+        learning_rate=5e-3,
+        random_state=0,
+        verbose=0,
+    ).fit(train)
+    scores = np.r_[model.reconstruction_error(held_out), model.reconstruction_error(german[:300])]
+    assert roc_auc_score(np.r_[np.zeros(300), np.ones(300)], scores) > 0.8

@@ -119,3 +119,13 @@ def test_cli_scores_name_the_top_columns_of_flagged_rows(tmp_path: Path) -> None
     assert table.loc[2, "is_outlier"] == 1
     assert table.loc[2, "top_columns"].startswith("city (x")
     assert (table["top_columns"] == "").sum() == (table["is_outlier"] == 0).sum()
+
+
+def test_numeric_columns_can_be_declared_categorical(tmp_path: Path) -> None:
+    table = mixed_table(300, seed=10).assign(zone=lambda f: (f["age"] // 10).fillna(0).astype(int))
+    model = Autoencoder(arch="tabular", epochs=1, categorical_columns=("zone",), **FAST).fit(table)
+    assert "zone" in model.table_schema_.categorical
+    restored = load(model.save(tmp_path / "m"))
+    assert restored.get_params()["categorical_columns"] == ("zone",)
+    with pytest.raises(InvalidInputError, match="categorical_columns names"):
+        Autoencoder(arch="tabular", epochs=1, categorical_columns=("nope",), **FAST).fit(table)

@@ -49,6 +49,12 @@ def add_parser(subparsers: Any) -> None:
         "(default: dense)",
     )
     model.add_argument(
+        "--categorical-columns",
+        default="",
+        metavar="COLS",
+        help="tabular: comma-separated numeric columns to treat as categorical",
+    )
+    model.add_argument(
         "--beta",
         type=float,
         default=1.0,
@@ -148,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     detector = AutoencoderOutlierDetector(
         arch=args.arch,
         beta=args.beta,
+        categorical_columns=tuple(
+            c.strip() for c in args.categorical_columns.split(",") if c.strip()
+        )
+        or None,
         latent_dim=args.latent_dim,
         hidden_dims=args.hidden_dims,
         activation=args.activation,

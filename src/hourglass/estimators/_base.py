@@ -159,6 +159,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         "device": [str],
         "num_threads": [Interval(Integral, 1, None, closed="left"), None],
         "beta": [Interval(Real, 0, None, closed="left")],
+        "categorical_columns": ["array-like", None],
         "noise": [StrOptions(set(NOISE_KINDS)), None],
         "noise_strength": [Interval(Real, 0, None, closed="neither")],
         "verbose": ["verbose"],
@@ -183,6 +184,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     device: str
     num_threads: int | None
     beta: float
+    categorical_columns: tuple[str, ...] | None
     noise: str | None
     noise_strength: float
     verbose: int
@@ -213,7 +215,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             return prepare_text(self, X, max_length=TEXT_MAX_BYTES)
         if self.arch == "tabular" or (self.arch == "auto" and _has_non_numeric_columns(X)):
             frame = _as_frame(X)
-            self.table_schema_ = TableSchema.fit(frame)
+            forced = None if self.categorical_columns is None else list(self.categorical_columns)
+            self.table_schema_ = TableSchema.fit(frame, categorical=forced)
             return PreparedInput(values=self.table_schema_.encode(frame), is_table=True)
         if is_text(X):
             raise InvalidInputError(
@@ -949,8 +952,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"it with hourglass.load() or {model.class_name}.load()."
             )
         params = dict(model.params)
-        if "hidden_dims" in params:
-            params["hidden_dims"] = tuple(params["hidden_dims"])
+        for key in ("hidden_dims", "categorical_columns"):
+            if params.get(key) is not None:
+                params[key] = tuple(params[key])
         if device is not None:
             params["device"] = device
         try:

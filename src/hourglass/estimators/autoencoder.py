@@ -87,6 +87,10 @@ class Autoencoder(BaseAutoencoder):
         much slower on several when other programs keep the cores busy); it
         predicts with torch's default. The thread count does not change the
         trained weights.
+    categorical_columns : tuple of str or None, default=None
+        ``arch="tabular"`` only: columns to treat as categorical even if they
+        are numeric (codes, zip codes). Others are inferred: numeric dtypes are
+        numeric, everything else (strings, booleans, categories) categorical.
     beta : float, default=1.0
         VAE only: weight of the KL term of the training loss (0 turns the
         model into a plain autoencoder with noisy codes).
@@ -171,6 +175,7 @@ class Autoencoder(BaseAutoencoder):
         device: str = "auto",
         num_threads: int | None = None,
         beta: float = 1.0,
+        categorical_columns: tuple[str, ...] | None = None,
         noise: str | None = None,
         noise_strength: float = 0.3,
         verbose: int = 1,
@@ -193,6 +198,7 @@ class Autoencoder(BaseAutoencoder):
         self.device = device
         self.num_threads = num_threads
         self.beta = beta
+        self.categorical_columns = categorical_columns
         self.noise = noise
         self.noise_strength = noise_strength
         self.verbose = verbose

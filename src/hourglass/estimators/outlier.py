@@ -53,7 +53,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):  # type: ignore
     ----------
     arch, latent_dim, hidden_dims, activation, output_activation, loss, learning_rate, \
 weight_decay, epochs, batch_size, shuffle, validation_fraction, early_stopping, \
-patience, device, num_threads, beta, noise, noise_strength, verbose, random_state
+patience, device, num_threads, beta, categorical_columns, noise, noise_strength, \
+verbose, random_state
         As in :class:`hourglass.Autoencoder`.
     metric : {"mae", "mse", "bce"}, default="mae"
         Reconstruction error used as the outlier score. Mean absolute error is
@@ -129,6 +130,7 @@ patience, device, num_threads, beta, noise, noise_strength, verbose, random_stat
         device: str = "auto",
         num_threads: int | None = None,
         beta: float = 1.0,
+        categorical_columns: tuple[str, ...] | None = None,
         noise: str | None = None,
         noise_strength: float = 0.3,
         verbose: int = 1,
@@ -156,6 +158,7 @@ patience, device, num_threads, beta, noise, noise_strength, verbose, random_stat
         self.device = device
         self.num_threads = num_threads
         self.beta = beta
+        self.categorical_columns = categorical_columns
         self.noise = noise
         self.noise_strength = noise_strength
         self.verbose = verbose
