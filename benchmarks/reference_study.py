@@ -100,7 +100,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--protocols", nargs="+", default=["P1", "P2"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--archs", nargs="+", default=["dense"], choices=["dense", "conv"])
+    parser.add_argument(
+        "--archs", nargs="+", default=["dense"], choices=["dense", "conv", "vae", "conv_vae"]
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default=None, help="write the rows as JSON to this file")
     args = parser.parse_args()
