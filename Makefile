@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/reference_study.py
 	$(PYTHON) benchmarks/denoising.py
 	$(PYTHON) benchmarks/text.py
+	$(PYTHON) benchmarks/tabular.py
 	$(PYTHON) benchmarks/training_speed.py
 
 clean:
