@@ -59,7 +59,10 @@ verbose, random_state
     metric : {"mae", "mse", "bce"}, default="mae"
         Reconstruction error used as the outlier score. Mean absolute error is
         the most robust default; binary cross-entropy rewards simple (mostly
-        dark) images and should be used with care.
+        dark) images and should be used with care. Text models
+        (``arch="sequence"``) are always scored by the mean negative
+        log-likelihood per byte and tabular models by the mean per-column loss;
+        ``metric_`` names the score in use.
     fpr : float in (0, 1) or None, default=None
         Target false-positive rate for the conformal threshold. Used (with
         0.01) when neither ``contamination`` nor ``threshold`` is given.
