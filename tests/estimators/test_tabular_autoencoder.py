@@ -129,3 +129,14 @@ def test_numeric_columns_can_be_declared_categorical(tmp_path: Path) -> None:
     assert restored.get_params()["categorical_columns"] == ("zone",)
     with pytest.raises(InvalidInputError, match="categorical_columns names"):
         Autoencoder(arch="tabular", epochs=1, categorical_columns=("nope",), **FAST).fit(table)
+
+
+def test_reconstruct_returns_a_table_in_original_units(
+    detector: AutoencoderOutlierDetector,
+) -> None:
+    rows = mixed_table(200, seed=11)
+    rebuilt = detector.reconstruct(rows)
+    assert list(rebuilt.columns) == ["age", "income", "city", "owner"]
+    assert len(rebuilt) == 200
+    assert np.nanmedian(np.abs(rebuilt["age"] - rows["age"])) < 10  # years, not scaled units
+    assert set(rebuilt["city"]) <= {"north", "centre", "south"}

@@ -565,12 +565,40 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         ndarray of the same shape as ``X``, float32
             The reconstruction, in the (scaled) data space: in [0, 1] for a
             sigmoid output; clipped to the training data's per-feature range
-            for a linear output.
+            for a linear output. Text models return the greedily decoded texts
+            (a list of str), tabular models a DataFrame with the table's
+            columns (numbers in their original units, the most likely known
+            category).
         """
         values = self._prepare_for_inference(X)
         if self.arch_ == "sequence":
             return self._reconstruct_texts(values)  # type: ignore[return-value]
+        if self.arch_ == "tabular":
+            return self._reconstruct_table(values)  # type: ignore[no-any-return]
         return self._reconstruct_values(values)
+
+    def _reconstruct_table(self, values: NDArray[Any]) -> Any:
+        """Decoded rows as a DataFrame: numbers unscaled, the most likely known category."""
+        import pandas as pd
+
+        def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
+            return module.decode_logits(module.encode(x))
+
+        out = torch.cat(self._map_batches(values, run)).numpy()
+        schema = self.table_schema_
+        columns: dict[str, Any] = {}
+        for j, (name, median, scale) in enumerate(
+            zip(schema.numeric, schema.medians, schema.scales, strict=True)
+        ):
+            columns[name] = out[:, j].astype(np.float64) * scale + median
+        start = len(schema.numeric)
+        for name, vocabulary, size in zip(
+            schema.categorical, schema.vocabularies, schema.category_sizes, strict=True
+        ):
+            best = out[:, start + 2 : start + size].argmax(axis=1)  # known categories only
+            columns[name] = [vocabulary[i] if vocabulary else None for i in best]
+            start += size
+        return pd.DataFrame(columns, columns=schema.columns)
 
     def _reconstruct_texts(self, values: NDArray[Any]) -> list[str]:
         length = self.input_shape_[0]
