@@ -79,3 +79,23 @@ def test_a_fraction_above_one_is_rejected_for_fraction_noises() -> None:
     with pytest.raises(InvalidParameterError, match=r"'noise_strength'.*must be in \(0, 1\]"):
         Autoencoder(noise="mask", noise_strength=1.5, epochs=1, verbose=0).fit(X)
     Autoencoder(noise="gaussian", noise_strength=1.5, epochs=1, verbose=0).fit(X)  # a std: fine
+
+
+@pytest.mark.parametrize("arch", ["conv", "vae", "conv_vae"])
+def test_every_image_family_trains_as_a_denoiser(arch: str) -> None:
+    clean = _strokes(1000, seed=8)
+    model = Autoencoder(
+        arch=arch,
+        latent_dim=8,
+        noise="gaussian",
+        noise_strength=0.3,
+        epochs=30,
+        learning_rate=3e-3,
+        verbose=0,
+        random_state=0,
+    ).fit(clean)
+    test = _strokes(50, seed=9)
+    noisy = _noisy(test, 0.3, seed=10)
+    denoised = model.denoise(noisy)
+    assert denoised.shape == noisy.shape
+    assert psnr(test, denoised).mean() > psnr(test, noisy).mean() + 6.0
