@@ -68,6 +68,8 @@ VAE_HIDDEN_DIMS = (256,)
 #: Samples per forward pass at inference; large enough to amortise per-call
 #: overhead, small enough to keep memory bounded for any input size.
 INFERENCE_BATCH_SIZE = 2048
+#: The same for the convolutional and sequence families.
+SMALL_INFERENCE_BATCH_SIZE = 128
 
 
 def _seed_from(random_state: Any) -> int:
@@ -466,11 +468,16 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return values
 
     def _map_batches(
-        self, values: NDArray[Any], fn: Any, *, batch_size: int = INFERENCE_BATCH_SIZE
+        self, values: NDArray[Any], fn: Any, *, batch_size: int | None = None
     ) -> list[torch.Tensor]:
         """Apply ``fn(module, x_batch)`` to consecutive batches, in eval mode, without grad."""
         module = self.module_
         module.eval()
+        if batch_size is None:
+            # Convolutions and recurrences work on large intermediate tensors: smaller
+            # batches stay in cache (conv: 2x faster at 128 than at 2048, measured).
+            small = self.arch_ in ("conv", "conv_vae", "sequence")
+            batch_size = SMALL_INFERENCE_BATCH_SIZE if small else INFERENCE_BATCH_SIZE
         outputs: list[torch.Tensor] = []
         with num_threads(self._threads()), torch.inference_mode():
             for start in range(0, values.shape[0], batch_size):
