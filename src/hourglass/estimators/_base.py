@@ -32,6 +32,7 @@ from hourglass.estimators._input import (
 )
 from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
+from hourglass.neighbors import NEIGHBOR_METRICS, nearest_codes
 from hourglass.nn import (
     ConvAutoencoder,
     ConvConfig,
@@ -616,6 +617,59 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         rows = torch.cat(self._map_batches(values, run)).numpy()
         return [ByteTokenizer.decode(row) for row in rows]
 
+    def set_index(self, X_ref: Any) -> Any:
+        """Keep the codes of a reference set for :meth:`nearest` (saved with the model).
+
+        Parameters
+        ----------
+        X_ref : array-like or list of str
+            Data shaped like the training data.
+
+        Returns
+        -------
+        self
+        """
+        self.reference_codes_ = self.transform(X_ref)
+        return self
+
+    def nearest(
+        self, X_query: Any, k: int = 5, *, metric: str = "cosine", index: Any = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Nearest neighbours of each query among reference samples, in code space.
+
+        Parameters
+        ----------
+        X_query : array-like or list of str
+            Data shaped like the training data.
+        k : int, default=5
+            Neighbours per query.
+        metric : {"cosine", "euclidean"}, default="cosine"
+            Cosine similarity (higher = closer) or Euclidean distance of codes.
+        index : array-like or list of str, optional
+            The reference samples; default: those given to :meth:`set_index`.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_queries, k)
+            Positions in the reference set, nearest first.
+        scores : ndarray of shape (n_queries, k)
+            Cosine similarities or Euclidean distances.
+        """
+        if index is not None:
+            references = self.transform(index)
+        elif hasattr(self, "reference_codes_"):
+            references = self.reference_codes_
+        else:
+            raise InvalidInputError(
+                "nearest needs reference samples: pass index=X_ref, or call set_index(X_ref) "
+                "once (the codes are then saved with the model)."
+            )
+        if metric not in NEIGHBOR_METRICS:
+            raise InvalidInputError(
+                f"Unknown metric {metric!r}; expected one of {list(NEIGHBOR_METRICS)}."
+            )
+        return nearest_codes(self.transform(X_query), references, k, metric=metric)
+
     def most_similar(
         self, query: Any, corpus: Any, k: int = 5
     ) -> list[list[tuple[int, float, Any]]]:
@@ -638,20 +692,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             ``corpus``, the cosine similarity of the codes (1 = same direction)
             and the item itself.
         """
-        queries = torch.from_numpy(self.transform(query)).double()
-        items = torch.from_numpy(self.transform(corpus)).double()
-        queries = torch.nn.functional.normalize(queries, dim=1)
-        items = torch.nn.functional.normalize(items, dim=1)
-        k = max(1, min(int(k), items.shape[0]))
+        indices, similarities = self.nearest(query, k, index=corpus)
         pick = corpus.iloc.__getitem__ if hasattr(corpus, "iloc") else corpus.__getitem__
-        pick = corpus.iloc.__getitem__ if hasattr(corpus, "iloc") else corpus.__getitem__
-        results: list[list[tuple[int, float, Any]]] = []
-        for start in range(0, queries.shape[0], 1024):  # bounded memory for large corpora
-            similarities = queries[start : start + 1024] @ items.T
-            best = similarities.topk(k, dim=1)
-            for values, indices in zip(best.values.tolist(), best.indices.tolist(), strict=True):
-                results.append([(i, v, pick(i)) for i, v in zip(indices, values, strict=True)])
-        return results
+        return [
+            [(int(i), float(v), pick(int(i))) for i, v in zip(row, values, strict=True)]
+            for row, values in zip(indices, similarities, strict=True)
+        ]
 
     def _column_losses(self, values: NDArray[Any]) -> NDArray[np.float64]:
         def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
@@ -854,6 +900,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         arrays = {"data_min_": self.data_min_, "data_max_": self.data_max_}
         if hasattr(self, "column_scales_"):
             arrays["column_scales_"] = self.column_scales_
+        if hasattr(self, "reference_codes_"):
+            arrays["reference_codes_"] = np.ascontiguousarray(self.reference_codes_)
         return json_state, arrays
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
@@ -876,6 +924,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             self.table_schema_ = TableSchema.from_json(state["table_schema_"])
         if "column_scales_" in arrays:
             self.column_scales_ = arrays["column_scales_"].astype(np.float64)
+        if "reference_codes_" in arrays:
+            self.reference_codes_ = arrays["reference_codes_"].astype(np.float32)
         self.data_min_ = arrays["data_min_"].astype(np.float32)
         self.data_max_ = arrays["data_max_"].astype(np.float32)
 
