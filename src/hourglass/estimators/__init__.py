@@ -6,9 +6,10 @@ import os
 from typing import Any
 
 from hourglass.estimators.autoencoder import Autoencoder
+from hourglass.estimators.clusterer import AutoencoderClusterer
 from hourglass.estimators.outlier import AutoencoderOutlierDetector
 
-__all__ = ["Autoencoder", "AutoencoderOutlierDetector", "load"]
+__all__ = ["Autoencoder", "AutoencoderClusterer", "AutoencoderOutlierDetector", "load"]
 
 _CLASSES: dict[str, Any] = {
     "Autoencoder": Autoencoder,
