@@ -58,3 +58,39 @@ def test_a_fitted_autoencoder_is_used_as_it_is() -> None:
 )
 def test_sklearn_compatible(estimator, check) -> None:
     check(estimator)
+
+
+def test_cli_cluster(tmp_path) -> None:
+    import pandas as pd
+
+    from hourglass.cli import main
+
+    X, y = _blobs(100, seed=3)
+    FAST_AE.fit(X).save(tmp_path / "m")
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "clusters.csv"
+    assert (
+        main(
+            [
+                "cluster",
+                str(tmp_path / "m"),
+                str(tmp_path / "x.npy"),
+                "-k",
+                "auto",
+                "--max-clusters",
+                "6",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["index", "cluster"]
+    assert adjusted_rand_score(y, table["cluster"]) > 0.95
+    assert (
+        main(
+            ["cluster", str(tmp_path / "m"), str(tmp_path / "x.npy"), "-k", "many", "-o", str(out)]
+        )
+        == 2
+    )
