@@ -13,7 +13,13 @@ from hourglass._atomic import atomic_file
 from hourglass.data.files import read_data
 from hourglass.exceptions import InvalidInputError
 
-__all__ = ["add_data_arguments", "read_input", "write_table"]
+__all__ = ["add_data_arguments", "add_model_arguments", "read_input", "write_table"]
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The saved model every verb that uses one takes, and where to run it."""
+    parser.add_argument("model", metavar="MODEL_DIR", help="a model saved by 'hourglass train'")
+    parser.add_argument("--device", default=None, help="override the model's device")
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hourglass.cli._common import add_data_arguments, read_input, write_table
+from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input, write_table
 from hourglass.estimators import AutoencoderClusterer, load
 
 
@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
             "Gaussian mixture). Writes one row per sample: index and cluster."
         ),
     )
-    parser.add_argument("model", metavar="MODEL_DIR", help="a saved hourglass model")
+    add_model_arguments(parser)
     parser.add_argument("data", metavar="DATA", help="data file to cluster")
     parser.add_argument(
         "-k", "--n-clusters", type=_k, default=8, help="number of clusters, or 'auto' (default: 8)"
@@ -52,7 +52,6 @@ def add_parser(subparsers: Any) -> None:
         help="cluster of each sample (.csv or .parquet)",
     )
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
-    parser.add_argument("--device", default=None, help="override the model's device")
     add_data_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from hourglass._atomic import atomic_file
-from hourglass.cli._common import add_data_arguments, read_input
+from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input
 from hourglass.estimators import load
 from hourglass.exceptions import InvalidInputError
 from hourglass.report.figures import image_grid
@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
             "versions."
         ),
     )
-    parser.add_argument("model", metavar="MODEL_DIR", help="a saved hourglass model")
+    add_model_arguments(parser)
     parser.add_argument("data", metavar="DATA", help="noisy data file")
     parser.add_argument(
         "-o",
@@ -45,7 +45,6 @@ def add_parser(subparsers: Any) -> None:
         help="also write a PNG of the first N images beside a .npy output "
         "(or in the .png output; default N: 10)",
     )
-    parser.add_argument("--device", default=None, help="override the model's device")
     add_data_arguments(parser)
     parser.set_defaults(run=run)
 

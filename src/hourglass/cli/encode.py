@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hourglass.cli._common import add_data_arguments, read_input, write_array
+from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input, write_array
 from hourglass.estimators import load
 
 
@@ -16,7 +16,7 @@ def add_parser(subparsers: Any) -> None:
         help="write the latent vector of every sample",
         description="Encode DATA with a trained model and write the codes, one row per sample.",
     )
-    parser.add_argument("model", metavar="MODEL_DIR", help="a saved hourglass model")
+    add_model_arguments(parser)
     parser.add_argument("data", metavar="DATA", help="data file to encode")
     parser.add_argument(
         "-o",
@@ -25,7 +25,6 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="codes file: .npy (float32 array), .csv or .parquet",
     )
-    parser.add_argument("--device", default=None, help="override the model's device")
     add_data_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hourglass.cli._common import add_data_arguments, read_input, write_table
+from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input, write_table
 from hourglass.estimators import load
 from hourglass.neighbors import NEIGHBOR_METRICS
 
@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
             "and texts (.txt, one per line)."
         ),
     )
-    parser.add_argument("model", metavar="MODEL_DIR", help="a saved hourglass model")
+    add_model_arguments(parser)
     parser.add_argument("query", metavar="QUERY", help="data file with the queries")
     parser.add_argument(
         "--reference",
@@ -44,7 +44,6 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="write query, rank, reference index and score (.csv or .parquet)",
     )
-    parser.add_argument("--device", default=None, help="override the model's device")
     add_data_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hourglass.cli._common import add_data_arguments, read_input, write_table
+from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input, write_table
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import InvalidInputError
 from hourglass.scoring import conformal_p_values, conformal_threshold, contamination_threshold
@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
             "threshold is used; one of --threshold, --fpr, --contamination overrides it."
         ),
     )
-    parser.add_argument("model", metavar="MODEL_DIR", help="a model saved by 'hourglass train'")
+    add_model_arguments(parser)
     parser.add_argument("data", metavar="DATA", help="data file to score")
     parser.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="scores file (.csv or .parquet)"
@@ -42,7 +42,6 @@ def add_parser(subparsers: Any) -> None:
     rule.add_argument(
         "--contamination", type=float, help="flag this fraction of DATA with the largest errors"
     )
-    parser.add_argument("--device", default=None, help="override the model's device")
     add_data_arguments(parser)
     parser.set_defaults(run=run)
 
