@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/denoising.py
 	$(PYTHON) benchmarks/text.py
 	$(PYTHON) benchmarks/tabular.py
+	$(PYTHON) benchmarks/clustering.py
 	$(PYTHON) benchmarks/training_speed.py
 
 clean:
