@@ -1,4 +1,4 @@
-"""The ``hourglass`` command line: train, score, encode, cluster, neighbors, denoise, demo.
+"""The ``hourglass`` command line: train, score, encode, cluster, neighbors, map, denoise, demo.
 
 Each verb lives in its own module with ``add_parser(subparsers)`` and
 ``run(args) -> int``; this module wires them together and turns user errors
@@ -18,12 +18,12 @@ from typing import Any, NoReturn
 from sklearn.utils._param_validation import InvalidParameterError
 
 from hourglass._version import __version__
-from hourglass.cli import cluster, demo, denoise, encode, neighbors, score, train
+from hourglass.cli import cluster, demo, denoise, encode, maps, neighbors, score, train
 from hourglass.exceptions import HourglassError
 
 __all__ = ["build_parser", "main"]
 
-_VERBS = (train, score, encode, cluster, neighbors, denoise, demo)
+_VERBS = (train, score, encode, cluster, neighbors, maps, denoise, demo)
 
 
 class _Parser(argparse.ArgumentParser):

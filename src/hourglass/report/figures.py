@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from hourglass._atomic import atomic_file
 
-__all__ = ["error_histogram", "image_grid", "ranked_images"]
+__all__ = ["code_map", "error_histogram", "image_grid", "ranked_images"]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
@@ -187,3 +188,67 @@ def ranked_images(
             ]
         )
     return image_grid(rows, path, title=title, captions=captions)
+
+
+def code_map(
+    points: ArrayLike,
+    path: str | os.PathLike[str],
+    *,
+    groups: ArrayLike | None = None,
+    title: str = "Codes in two dimensions",
+    xlabel: str = "component 1",
+    ylabel: str = "component 2",
+    legend_title: str = "",
+) -> Path:
+    """A scatter plot of 2-D points, coloured by group (label, cluster or outlier flag).
+
+    Parameters
+    ----------
+    points : array-like of shape (n, 2)
+        The projected codes.
+    path : str or path-like
+        Where to write the PNG.
+    groups : array-like of shape (n,), optional
+        One colour and legend entry per distinct value.
+    title, xlabel, ylabel, legend_title : str
+        Texts of the figure.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    xy = np.asarray(points, dtype=np.float64)
+    figure = Figure(figsize=(7.0, 6.0))
+    axes = figure.add_subplot()
+    size = max(5.0, min(30.0, 12000.0 / max(1, xy.shape[0])))  # readable at any n
+    if groups is None:
+        axes.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.6, color=_COLORS[0], linewidths=0)
+    else:
+        values = np.asarray(groups)
+        names = sorted(set(values.tolist()), key=str)
+        colormap = colormaps["tab20" if len(names) > 10 else "tab10"]
+        palette = [colormap(i % colormap.N) for i in range(len(names))]
+        for i, name in enumerate(names):
+            chosen = values == name
+            axes.scatter(
+                xy[chosen, 0],
+                xy[chosen, 1],
+                s=size,
+                alpha=0.7,
+                linewidths=0,
+                color=palette[i % len(palette)],
+                label=f"{name} ({int(chosen.sum()):,})",
+            )
+        axes.legend(
+            title=legend_title or None,
+            markerscale=max(1.0, 12.0 / size),
+            fontsize=8,
+            frameon=False,
+            loc="best",
+        )
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.25)
+    return _save(figure, path)
