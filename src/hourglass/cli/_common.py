@@ -13,13 +13,35 @@ from hourglass._atomic import atomic_file
 from hourglass.data.files import read_data
 from hourglass.exceptions import InvalidInputError
 
-__all__ = ["add_data_arguments", "add_model_arguments", "read_input", "write_table"]
+__all__ = [
+    "add_data_arguments",
+    "add_json_argument",
+    "add_model_arguments",
+    "print_json",
+    "read_input",
+    "write_table",
+]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The saved model every verb that uses one takes, and where to run it."""
     parser.add_argument("model", metavar="MODEL_DIR", help="a model saved by 'hourglass train'")
     parser.add_argument("--device", default=None, help="override the model's device")
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    """``--json``: machine-readable results on standard output instead of a summary."""
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as JSON on standard output"
+    )
+
+
+def print_json(summary: dict[str, Any], table: pd.DataFrame) -> None:
+    """Print ``summary`` with the rows of ``table`` (as records) as one JSON object."""
+    import json
+
+    records = json.loads(table.to_json(orient="records"))
+    print(json.dumps({**summary, "results": records}))
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

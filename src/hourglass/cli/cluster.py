@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input, write_table
+from hourglass.cli._common import (
+    add_data_arguments,
+    add_json_argument,
+    add_model_arguments,
+    print_json,
+    read_input,
+    write_table,
+)
 from hourglass.estimators import AutoencoderClusterer, load
 
 
@@ -53,6 +60,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
     add_data_arguments(parser)
+    add_json_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -68,8 +76,19 @@ def run(args: argparse.Namespace) -> int:
         random_state=args.seed,
     ).fit(data)
     labels = clusterer.labels_
-    write_table(pd.DataFrame({"index": np.arange(labels.size), "cluster": labels}), args.output)
+    table = pd.DataFrame({"index": np.arange(labels.size), "cluster": labels})
+    write_table(table, args.output)
     sizes = np.bincount(labels, minlength=clusterer.n_clusters_)
+    if args.json:
+        summary = {
+            "n_samples": int(labels.size),
+            "n_clusters": int(clusterer.n_clusters_),
+            "sizes": sizes.tolist(),
+            "selection": {str(k): v for k, v in getattr(clusterer, "selection_", {}).items()},
+            "output": args.output,
+        }
+        print_json(summary, table)
+        return 0
     chosen = " (chosen by -k auto)" if args.n_clusters == "auto" else ""
     print(
         f"{labels.size:,} samples in {clusterer.n_clusters_} clusters{chosen}; sizes "

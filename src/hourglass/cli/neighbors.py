@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input, write_table
+from hourglass.cli._common import (
+    add_data_arguments,
+    add_json_argument,
+    add_model_arguments,
+    print_json,
+    read_input,
+    write_table,
+)
 from hourglass.estimators import load
 from hourglass.neighbors import NEIGHBOR_METRICS
 
@@ -45,6 +52,7 @@ def add_parser(subparsers: Any) -> None:
         help="write query, rank, reference index and score (.csv or .parquet)",
     )
     add_data_arguments(parser)
+    add_json_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -63,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
             "similarity" if args.metric == "cosine" else "distance": scores.ravel(),
         }
     )
+    if args.json:
+        if args.output:
+            write_table(table, args.output)
+        print_json({"n_queries": n_queries, "k": k, "metric": args.metric}, table)
+        return 0
     if args.output:
         write_table(table, args.output)
         print(f"Wrote {len(table):,} neighbours of {n_queries:,} queries to {args.output}")

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input, write_table
+from hourglass.cli._common import (
+    add_data_arguments,
+    add_json_argument,
+    add_model_arguments,
+    print_json,
+    read_input,
+    write_table,
+)
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import InvalidInputError
 from hourglass.scoring import conformal_p_values, conformal_threshold, contamination_threshold
@@ -43,6 +50,7 @@ def add_parser(subparsers: Any) -> None:
         "--contamination", type=float, help="flag this fraction of DATA with the largest errors"
     )
     add_data_arguments(parser)
+    add_json_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -94,7 +102,19 @@ def run(args: argparse.Namespace) -> int:
     columns["is_outlier"] = flags.astype(np.int8)
     if detector.arch_ == "tabular":
         columns["top_columns"] = _top_columns(detector.explain(X), flags)
-    write_table(pd.DataFrame(columns), args.output)
+    table = pd.DataFrame(columns)
+    write_table(table, args.output)
+    if args.json:
+        summary = {
+            "n_samples": int(errors.size),
+            "score": detector.metric_,
+            "threshold": float(threshold),
+            "threshold_method": method,
+            "n_outliers": int(flags.sum()),
+            "output": args.output,
+        }
+        print_json(summary, table)
+        return 0
     worst = np.argsort(-errors, kind="stable")[:5]
     print(
         f"Scored {errors.size:,} samples ({detector.metric_} score): median "
