@@ -41,6 +41,7 @@ from hourglass.data.registry import load_fashion_mnist, load_mnist
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import DatasetError, InvalidInputError
 from hourglass.report.figures import error_histogram, image_grid, ranked_images
+from hourglass.report.html import build_report
 from hourglass.scoring import ERROR_METRICS
 
 __all__ = ["Protocol", "load_protocol", "outlier_metrics", "run_demo"]
@@ -182,6 +183,8 @@ def run_demo(
     - ``histogram.png``: the two error distributions with the threshold;
     - ``reconstructions.png``: originals above reconstructions, for both sets;
     - ``worst.png``: the MNIST digits with the largest error, with labels;
+    - ``report.html``: a self-contained report (model card, curves, outliers,
+      map, clusters; see :func:`hourglass.report.html.build_report`);
     - ``model/``: the fitted detector (load it with :func:`hourglass.load`).
 
     Parameters
@@ -302,6 +305,13 @@ def run_demo(
         labels=protocol.normal_labels,
         k=20,
         title="MNIST digits the model reconstructs worst",
+    )
+    build_report(
+        detector,
+        np.concatenate([normal, outliers]),
+        out_dir / "report.html",
+        labels=np.r_[np.zeros(len(normal)), np.ones(len(outliers))],
+        title="hourglass demo: trained on MNIST digits, scoring digits and Fashion-MNIST",
     )
     detector.save(out_dir / "model")
     if verbose:

@@ -63,7 +63,8 @@ def metrics(demo: tuple[Path, str]) -> dict[str, Any]:
 def test_demo_writes_its_files_and_nothing_else(demo: tuple[Path, str]) -> None:
     out, printed = demo
 
-    assert sorted(p.name for p in out.iterdir()) == sorted(["metrics.json", "model", *FIGURES])
+    expected = ["metrics.json", "model", "report.html", *FIGURES]
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
     assert printed == ""  # -q
 
 

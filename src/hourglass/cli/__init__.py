@@ -18,12 +18,22 @@ from typing import Any, NoReturn
 from sklearn.utils._param_validation import InvalidParameterError
 
 from hourglass._version import __version__
-from hourglass.cli import cluster, demo, denoise, encode, maps, neighbors, score, train
+from hourglass.cli import (
+    cluster,
+    demo,
+    denoise,
+    encode,
+    maps,
+    neighbors,
+    report,
+    score,
+    train,
+)
 from hourglass.exceptions import HourglassError
 
 __all__ = ["build_parser", "main"]
 
-_VERBS = (train, score, encode, cluster, neighbors, maps, denoise, demo)
+_VERBS = (train, score, encode, cluster, neighbors, maps, report, denoise, demo)
 
 
 class _Parser(argparse.ArgumentParser):

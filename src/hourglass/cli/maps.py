@@ -50,7 +50,8 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _labels(spec: str, data: Any) -> np.ndarray[Any, Any]:
+def read_labels(spec: str, data: Any) -> np.ndarray[Any, Any]:
+    """Labels from a column of ``data`` or from a file (one label per sample)."""
     if isinstance(data, pd.DataFrame) and spec in data.columns:
         return data[spec].to_numpy()
     if not Path(spec).exists():
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     groups = None
     legend = ""
     if args.labels is not None:
-        groups, legend = _labels(args.labels, data), "label"
+        groups, legend = read_labels(args.labels, data), "label"
         if isinstance(data, pd.DataFrame) and args.labels in data.columns:
             data = data.drop(columns=args.labels)
     codes = model.transform(data)

@@ -906,7 +906,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
         self.input_shape_ = tuple(int(s) for s in state["input_shape_"])
-        self.arch_ = str(state["arch_"])
+        # Models saved before arch_ existed were dense or used their arch parameter.
+        self.arch_ = str(state.get("arch_", "dense" if self.arch == "auto" else self.arch))
         if self.arch_ not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch_!r}")
         self.n_features_in_ = int(state["n_features_in_"])
