@@ -63,7 +63,7 @@ def test_image_report_has_every_section_and_embeds_every_picture(tmp_path: Path)
 def test_table_and_text_reports(tmp_path: Path) -> None:
     table = mixed_table(300, seed=3)
     model = AutoencoderOutlierDetector(
-        arch="tabular", latent_dim=2, epochs=3, verbose=0, random_state=0
+        arch="tabular", latent_dim=2, epochs=3, verbose=0, random_state=0, fpr=0.05
     ).fit(table)
     page = _parse(build_report(model, table, tmp_path / "t.html"))
     assert page.sections == [s for s in SECTIONS if s != "curves"]  # no labels, no curves
