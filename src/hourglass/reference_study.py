@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,7 +224,11 @@ def run_demo(
         print(f"Training data: {protocol.description}; using {train.shape[0]:,} images.")
 
     detector = AutoencoderOutlierDetector(
-        epochs=epochs, random_state=seed, fpr=fpr, metric="mae", verbose=verbose
+        epochs=epochs,
+        random_state=seed,
+        fpr=fpr,
+        metric="mae",
+        verbose=verbose if sys.stderr.isatty() else 0,  # progress bars only on a terminal
     )
     detector.fit(train)
     normal, outliers = protocol.normal, protocol.outliers

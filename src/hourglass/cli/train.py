@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from hourglass.cli._common import add_data_arguments, read_input
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.threads,
         noise=args.noise,
         noise_strength=args.noise_strength,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if args.quiet or not sys.stderr.isatty() else 1,  # bars only on a terminal
         random_state=args.seed,
         metric=args.metric,
         fpr=args.fpr,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from tqdm import tqdm
 
 from hourglass import persistence
 from hourglass._version import __version__
@@ -69,6 +71,8 @@ VAE_HIDDEN_DIMS = (256,)
 #: Samples per forward pass at inference; large enough to amortise per-call
 #: overhead, small enough to keep memory bounded for any input size.
 INFERENCE_BATCH_SIZE = 2048
+#: Inference passes of at least this many batches show a progress bar (verbose, on a terminal).
+PROGRESS_MIN_BATCHES = 50
 #: The same for the convolutional and sequence families.
 SMALL_INFERENCE_BATCH_SIZE = 128
 
@@ -480,11 +484,16 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             small = self.arch_ in ("conv", "conv_vae", "sequence")
             batch_size = SMALL_INFERENCE_BATCH_SIZE if small else INFERENCE_BATCH_SIZE
         outputs: list[torch.Tensor] = []
-        with num_threads(self._threads()), torch.inference_mode():
+        n_batches = -(-values.shape[0] // batch_size)
+        # A bar only for long passes (large files), and never in logs or pipes.
+        quiet = not self.verbose or n_batches < PROGRESS_MIN_BATCHES or not sys.stderr.isatty()
+        progress = tqdm(total=n_batches, desc="scoring", unit="batch", disable=quiet, leave=False)
+        with num_threads(self._threads()), torch.inference_mode(), progress:
             for start in range(0, values.shape[0], batch_size):
                 chunk = _as_tensor(values[start : start + batch_size])
                 batch = to_unit_float(chunk.to(self.device_))
                 outputs.append(fn(module, batch).cpu())
+                progress.update(1)
         return outputs
 
     def _reconstruct_values(self, values: NDArray[Any]) -> NDArray[np.float32]:

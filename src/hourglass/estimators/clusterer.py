@@ -13,6 +13,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from tqdm import tqdm
 
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
 from hourglass.estimators.autoencoder import Autoencoder
@@ -118,7 +119,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         if codes.shape[0] > SILHOUETTE_SAMPLE:
             sample = codes[rng.choice(codes.shape[0], SILHOUETTE_SAMPLE, replace=False)]
         self.selection_: dict[int, float] = {}
-        for k in range(2, upper + 1):
+        for k in tqdm(range(2, upper + 1), desc="choosing k", disable=not self.verbose):
             model = self._model(k, seed).fit(codes)
             if self.method == "gmm":
                 self.selection_[k] = float(model.bic(codes))
