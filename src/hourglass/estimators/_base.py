@@ -1052,6 +1052,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 params[key] = tuple(params[key])
         if device is not None:
             params["device"] = device
+        if not isinstance(params.get("device", "auto"), str):
+            raise ModelFileError(f"{path} has an invalid 'device' parameter; re-save the model.")
+        # Outside the try below: a device this machine lacks is the caller's to fix (pass
+        # device="cpu"), not a damaged file.
+        device_ = resolve_device(params.get("device", "auto"))
         try:
             estimator = cls(**params)
             arrays = {
@@ -1060,7 +1065,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 if k.startswith("state.")
             }
             estimator._restore_fitted_state(model.state, arrays)
-            estimator.device_ = resolve_device(estimator.device)
+            estimator.device_ = device_
             # A private generator: the initial weights are overwritten below, and
             # loading must not advance torch's global RNG.
             module = estimator._build_module(torch.Generator())
@@ -1071,8 +1076,6 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             }
             module.load_state_dict(weights, strict=True)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            if isinstance(error, InvalidInputError) and "CUDA" in str(error):
-                raise
             raise ModelFileError(
                 f"{path} is inconsistent: its config and weights do not describe a valid "
                 f"{cls.__name__} ({type(error).__name__}: {error}). Re-save the model with "
