@@ -382,6 +382,18 @@ def test_encode_writes_the_codes_as_npy(
     )
 
 
+def test_train_with_invariance_gives_unit_length_codes(tmp_path: Path) -> None:
+    np.save(tmp_path / "train.npy", blobs(N_TRAIN, seed=0))
+    model = tmp_path / "model"
+    argv = ["train", str(tmp_path / "train.npy"), "-o", str(model), "--invariance", "1"]
+    code, _, err = run_cli([*argv, "--epochs", "1", "--fpr", "0.05", "-q"])
+    assert code == 0, err
+    loaded = hourglass.load(model)
+    assert loaded.invariance == 1.0
+    codes = loaded.transform(blobs(10, seed=1))
+    np.testing.assert_allclose(np.linalg.norm(codes, axis=1), 1.0, rtol=1e-5)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_encode_writes_the_codes_as_a_table(
     table: Table, suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -61,6 +61,13 @@ def add_parser(subparsers: Any) -> None:
         default=1.0,
         help="weight of the KL term of a variational model (default: 1)",
     )
+    model.add_argument(
+        "--invariance",
+        type=float,
+        default=0.0,
+        help="images: weight of a term making codes ignore small shifts and rotations, for "
+        "clustering by content (default: 0, off; try 1)",
+    )
     model.add_argument("--latent-dim", type=int, default=64, help="code size (default: 64)")
     model.add_argument(
         "--hidden-dims",
@@ -155,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     detector = AutoencoderOutlierDetector(
         arch=args.arch,
         beta=args.beta,
+        invariance=args.invariance,
         categorical_columns=tuple(
             c.strip() for c in args.categorical_columns.split(",") if c.strip()
         )

@@ -44,6 +44,7 @@ from hourglass.nn import (
     VariationalAutoencoder,
 )
 from hourglass.nn.blocks import ACTIVATIONS
+from hourglass.nn.invariance import InvariantAutoencoder
 from hourglass.nn.noise import NOISE_KINDS, corrupt
 from hourglass.nn.sequence import ByteTokenizer, SequenceAutoencoder, SequenceConfig
 from hourglass.nn.tabular import TabularAutoencoder, TabularConfig
@@ -169,6 +170,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         "categorical_columns": ["array-like", None],
         "noise": [StrOptions(set(NOISE_KINDS)), None],
         "noise_strength": [Interval(Real, 0, None, closed="neither")],
+        "invariance": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
         "random_state": ["random_state", np.random.Generator],  # as documented
     }
@@ -194,6 +196,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     categorical_columns: tuple[str, ...] | None
     noise: str | None
     noise_strength: float
+    invariance: float
     verbose: int
     random_state: Any
 
@@ -301,6 +304,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self, module: torch.nn.Module, x: torch.Tensor, target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         network = cast(ReconstructionModule, module)
+        if torch.is_grad_enabled() and isinstance(network, InvariantAutoencoder):
+            return network.training_loss(x, target, self.loss_)
         if torch.is_grad_enabled() and network.has_fused_gradients:  # a training step
             loss, mae = network.loss_and_gradients(x, target, self.loss_)
         else:
@@ -344,6 +349,14 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             raise InvalidInputError(
                 "noise= corrupts numeric values; it does not apply to arch='sequence'. Remove it."
             )
+        if self.invariance > 0 and (
+            self.arch_ not in ("dense", "conv") or len(self.input_shape_) not in (2, 3)
+        ):
+            raise InvalidInputError(
+                "invariance= deforms images, so it needs arch='dense' or 'conv' and images: X of "
+                f"shape (n, h, w) or (n, c, h, w). Got arch={self.arch_!r} and samples of shape "
+                f"{self.input_shape_}; set invariance=0 or pass images."
+            )
         if self.arch_ in ("conv", "conv_vae") and len(self.input_shape_) not in (2, 3):
             raise InvalidInputError(
                 f"arch={self.arch_!r} needs images: X of shape (n, h, w) or (n, c, h, w). Got "
@@ -382,6 +395,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         module = self._build_module(generator).to(self.device_)
         if isinstance(module, VariationalAutoencoder):  # its own stream for the sampling noise
             module.sampling_generator = torch.Generator(device=self.device_).manual_seed(seed + 3)
+        if isinstance(module, InvariantAutoencoder):  # and one for the random deformations
+            module.augmentation_generator = torch.Generator(device=self.device_).manual_seed(
+                seed + 4
+            )
         inputs = _as_tensor(values)
         validation = None
         if validation_values is not None:
@@ -986,6 +1003,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 output_activation=self.output_activation_,
             )
             body = DenseAutoencoder(dense, generator=generator)
+        if self.invariance > 0:  # only dense and conv bodies get here (checked in fit)
+            assert isinstance(body, DenseAutoencoder | ConvAutoencoder)
+            shape = self.input_shape_
+            image_shape = (1, *shape) if len(shape) == 2 else shape
+            return InvariantAutoencoder(
+                body,
+                (int(image_shape[0]), int(image_shape[1]), int(image_shape[2])),
+                weight=float(self.invariance),
+            )
         if self.arch_ not in ("vae", "conv_vae"):
             return body
         return VariationalAutoencoder(

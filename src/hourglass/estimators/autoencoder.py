@@ -104,6 +104,14 @@ class Autoencoder(BaseAutoencoder):
         to [0, 1] for a sigmoid output, to the training range otherwise.
     noise_strength : float, default=0.3
         Standard deviation (gaussian) or fraction of values hit (the others).
+    invariance : float, default=0.0
+        Images (``arch="dense"`` or ``"conv"``) only: weight of a contrastive
+        term that makes the codes ignore small shifts, rotations and
+        rescalings. Each training image is deformed twice at random; the two
+        codes are pulled together and away from the other images' codes, and
+        codes become unit vectors. Use it when the codes are for clustering or
+        similarity search by content (1.0 is a good start; see
+        ``benchmarks/clustering.py``); it slows training about threefold.
     verbose : int, default=1
         0 is silent; 1 shows a progress bar during fit.
     random_state : int, numpy Generator/RandomState or None, default=None
@@ -178,6 +186,7 @@ class Autoencoder(BaseAutoencoder):
         categorical_columns: tuple[str, ...] | None = None,
         noise: str | None = None,
         noise_strength: float = 0.3,
+        invariance: float = 0.0,
         verbose: int = 1,
         random_state: Any = None,
     ) -> None:
@@ -201,6 +210,7 @@ class Autoencoder(BaseAutoencoder):
         self.categorical_columns = categorical_columns
         self.noise = noise
         self.noise_strength = noise_strength
+        self.invariance = invariance
         self.verbose = verbose
         self.random_state = random_state
 

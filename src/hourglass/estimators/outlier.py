@@ -53,7 +53,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):  # type: ignore
     ----------
     arch, latent_dim, hidden_dims, activation, output_activation, loss, learning_rate, \
 weight_decay, epochs, batch_size, shuffle, validation_fraction, early_stopping, \
-patience, device, num_threads, beta, categorical_columns, noise, noise_strength, \
+patience, device, num_threads, beta, categorical_columns, noise, noise_strength, invariance, \
 verbose, random_state
         As in :class:`hourglass.Autoencoder`.
     metric : {"mae", "mse", "bce"}, default="mae"
@@ -136,6 +136,7 @@ verbose, random_state
         categorical_columns: tuple[str, ...] | None = None,
         noise: str | None = None,
         noise_strength: float = 0.3,
+        invariance: float = 0.0,
         verbose: int = 1,
         random_state: Any = None,
         metric: str = "mae",
@@ -164,6 +165,7 @@ verbose, random_state
         self.categorical_columns = categorical_columns
         self.noise = noise
         self.noise_strength = noise_strength
+        self.invariance = invariance
         self.verbose = verbose
         self.random_state = random_state
         self.metric = metric

@@ -122,6 +122,11 @@ class ConvAutoencoder(ReconstructionModule):
         codes: torch.Tensor = self.encoder(self._as_images(x))
         return codes
 
+    def encode_preactivation(self, x: torch.Tensor) -> torch.Tensor:
+        """The codes before the code layer's activation (signed, never all zero)."""
+        codes: torch.Tensor = self.encoder[:-1](self._as_images(x))
+        return codes
+
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes to pre-activation images of shape ``(batch, *input_shape)``."""
         _, height, width = self.config.image_shape

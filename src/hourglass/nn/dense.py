@@ -90,6 +90,11 @@ class DenseAutoencoder(ReconstructionModule):
         codes: torch.Tensor = self.encoder(x)  # (batch, latent_dim)
         return codes
 
+    def encode_preactivation(self, x: torch.Tensor) -> torch.Tensor:
+        """The codes before the code layer's activation (signed, never all zero)."""
+        codes: torch.Tensor = self.encoder[:-1](x)
+        return codes
+
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes to pre-activation outputs of shape ``(batch, *input_shape)``."""
         flat: torch.Tensor = self.decoder(z)  # (batch, n_features)
