@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_state
 from hourglass.exceptions import TrainingError
 from hourglass.threads import ThreadTuner, num_threads
 
@@ -149,6 +150,55 @@ class FusedAdamW:
             grad_scale=None,
             found_inf=None,
         )
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The moments and step counts, named ``{exp_avg,exp_avg_sq,step}.<index>``."""
+        return _moment_tensors(self.exp_avgs, self.exp_avg_sqs, self.steps)
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_tensors` returned."""
+        for i in range(len(self.params)):
+            self.exp_avgs[i].copy_(tensors[f"exp_avg.{i}"])
+            self.exp_avg_sqs[i].copy_(tensors[f"exp_avg_sq.{i}"])
+            self.steps[i].copy_(tensors[f"step.{i}"])
+
+
+def _moment_tensors(
+    exp_avgs: list[torch.Tensor], exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for i, (avg, avg_sq, step) in enumerate(zip(exp_avgs, exp_avg_sqs, steps, strict=True)):
+        tensors.update({f"exp_avg.{i}": avg, f"exp_avg_sq.{i}": avg_sq, f"step.{i}": step})
+    return tensors
+
+
+def _optimizer_tensors(optimizer: Any) -> dict[str, torch.Tensor]:
+    """The state of a :class:`FusedAdamW` or ``torch.optim.AdamW`` as named tensors."""
+    if isinstance(optimizer, FusedAdamW):
+        return optimizer.state_tensors()
+    params = optimizer.param_groups[0]["params"]
+    states = [optimizer.state.get(p, {}) for p in params]
+    if not all(states):  # before the first step there is nothing to save
+        return {}
+    return _moment_tensors(
+        [s["exp_avg"] for s in states],
+        [s["exp_avg_sq"] for s in states],
+        [torch.as_tensor(s["step"], dtype=torch.float32) for s in states],
+    )
+
+
+def _load_optimizer_tensors(optimizer: Any, tensors: dict[str, torch.Tensor]) -> None:
+    if isinstance(optimizer, FusedAdamW):
+        optimizer.load_state_tensors(tensors)
+        return
+    if not tensors:
+        return
+    for i, p in enumerate(optimizer.param_groups[0]["params"]):
+        optimizer.state[p] = {
+            "step": tensors[f"step.{i}"].clone(),
+            "exp_avg": tensors[f"exp_avg.{i}"].to(p.device).clone(),
+            "exp_avg_sq": tensors[f"exp_avg_sq.{i}"].to(p.device).clone(),
+        }
 
 
 def _make_optimizer(module: nn.Module, config: TrainingConfig) -> Any:
@@ -303,6 +353,8 @@ def train(
     device: torch.device | None = None,
     prepare_batch: Callable[[torch.Tensor], torch.Tensor] | None = None,
     corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    random_generators: dict[str, torch.Generator] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> History:
     """Train ``module`` in place by minimising ``objective(module, x, y)["loss"]``.
 
@@ -333,6 +385,15 @@ def train(
         Applied to the (prepared) inputs only, never to the targets, of every
         training and validation batch: the denoising set-up, where the model
         sees a corrupted input and must produce the clean target.
+    random_generators : dict of str to torch.Generator, optional
+        The generators ``objective`` and ``corrupt_inputs`` draw from (the
+        shuffling ``generator`` is added as ``"shuffle"``). They are saved in
+        checkpoints, and left untouched by the thread-count check, so that
+        results depend on the seed only.
+    checkpoint : Checkpoint, optional
+        Save the whole training state atomically after every epoch, and with
+        ``checkpoint.resume`` continue from a saved one; a resumed run ends
+        with the weights of an uninterrupted one.
 
     Returns
     -------
@@ -365,9 +426,27 @@ def train(
     best_value = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     epochs_without_improvement = 0
+    generators = dict(random_generators or {})
+    if generator is not None:
+        generators["shuffle"] = generator
+    first_epoch = 0
+    resumed = load_state(checkpoint) if checkpoint is not None and checkpoint.resume else None
+    if resumed is not None:
+        module.load_state_dict(resumed.module)
+        _load_optimizer_tensors(optimizer, resumed.optimizer)
+        for name, state in resumed.generators.items():
+            if name in generators:
+                generators[name].set_state(state)
+        history.metrics = resumed.history
+        history.best_epoch = resumed.best_epoch
+        history.stopped_early = resumed.stopped_early
+        best_value = resumed.best_value
+        best_state = resumed.best_module
+        epochs_without_improvement = resumed.epochs_without_improvement
+        first_epoch = config.epochs if resumed.stopped_early else resumed.epochs_done
 
     progress = tqdm(
-        total=config.epochs * n_batches,
+        total=max(0, config.epochs - first_epoch) * n_batches,
         desc=config.progress_description,
         unit="batch",
         disable=config.verbose <= 0,
@@ -376,10 +455,14 @@ def train(
     )
     threads_before = torch.get_num_threads()  # restored at the end
     try:
+        # The check runs the objective, which may draw random numbers: put them back.
+        states = {name: g.get_state() for name, g in generators.items()}
         tuner = _choose_threads(
             module, objective, inputs, targets, same_target, config, device, prepare_batch
         )
-        for epoch in range(config.epochs):
+        for name, state in states.items():
+            generators[name].set_state(state)
+        for epoch in range(first_epoch, config.epochs):
             module.train()
             started = time.perf_counter()
             order = torch.randperm(n, generator=generator) if config.shuffle else None
@@ -442,19 +525,34 @@ def train(
                 refresh=False,
             )
 
-            if not config.early_stopping:
-                continue
-            current = epoch_values[monitor]
-            if current < best_value - config.min_delta:
-                best_value = current
-                best_state = copy.deepcopy(module.state_dict())
-                history.best_epoch = epoch
-                epochs_without_improvement = 0
-            else:
-                epochs_without_improvement += 1
-                if epochs_without_improvement >= config.patience:
-                    history.stopped_early = True
-                    break
+            if config.early_stopping:
+                current = epoch_values[monitor]
+                if current < best_value - config.min_delta:
+                    best_value = current
+                    best_state = copy.deepcopy(module.state_dict())
+                    history.best_epoch = epoch
+                    epochs_without_improvement = 0
+                else:
+                    epochs_without_improvement += 1
+                    history.stopped_early = epochs_without_improvement >= config.patience
+            if checkpoint is not None:
+                save_state(
+                    checkpoint,
+                    TrainingState(
+                        epochs_done=epoch + 1,
+                        module=module.state_dict(),
+                        optimizer=_optimizer_tensors(optimizer),
+                        generators={name: g.get_state() for name, g in generators.items()},
+                        history=history.metrics,
+                        best_epoch=history.best_epoch,
+                        best_value=best_value,
+                        epochs_without_improvement=epochs_without_improvement,
+                        best_module=best_state,
+                        stopped_early=history.stopped_early,
+                    ),
+                )
+            if history.stopped_early:
+                break
     finally:
         progress.close()
         if torch.get_num_threads() != threads_before:

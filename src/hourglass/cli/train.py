@@ -8,6 +8,7 @@ from typing import Any
 
 from hourglass.cli._common import add_data_arguments, read_input
 from hourglass.estimators import AutoencoderOutlierDetector
+from hourglass.exceptions import InvalidInputError
 from hourglass.nn.noise import NOISE_KINDS
 from hourglass.scoring import ERROR_METRICS
 
@@ -152,6 +153,17 @@ def add_parser(subparsers: Any) -> None:
         help="fraction of DATA held out for calibration (default: 0.2)",
     )
     add_data_arguments(parser)
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="save the training state to DIR after every epoch (atomically)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --checkpoint-dir: continue from its checkpoint if there is one",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -190,7 +202,10 @@ def run(args: argparse.Namespace) -> int:
         contamination=args.contamination,
         threshold=args.threshold,
         calibration_fraction=args.calibration_fraction,
-    ).fit(X)
+    )
+    if args.resume and args.checkpoint_dir is None:
+        raise InvalidInputError("--resume needs --checkpoint-dir: the folder to resume from.")
+    detector.fit(X, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     path = detector.save(args.output)
     history = detector.history_
     val = f", validation loss {history['val_loss'][-1]:.4f}" if "val_loss" in history else ""

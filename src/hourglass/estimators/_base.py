@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -24,6 +26,7 @@ from tqdm import tqdm
 
 from hourglass import persistence
 from hourglass._version import __version__
+from hourglass.checkpoint import Checkpoint
 from hourglass.estimators._input import (
     UINT8_SCALE,
     PreparedInput,
@@ -330,6 +333,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         *,
         validation_data: Any,
         seed: int,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> None:
         """Build and train the module on already validated data."""
         started = time.perf_counter()
@@ -393,12 +398,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
         generator = torch.Generator().manual_seed(seed)
         module = self._build_module(generator).to(self.device_)
-        if isinstance(module, VariationalAutoencoder):  # its own stream for the sampling noise
-            module.sampling_generator = torch.Generator(device=self.device_).manual_seed(seed + 3)
-        if isinstance(module, InvariantAutoencoder):  # and one for the random deformations
-            module.augmentation_generator = torch.Generator(device=self.device_).manual_seed(
-                seed + 4
-            )
+        # One stream per source of randomness, so that none shifts another.
+        random_generators = {
+            name: torch.Generator(device=self.device_).manual_seed(seed + offset)
+            for name, offset in (("corruption", 2), ("sampling", 3), ("augmentation", 4))
+        }
+        if isinstance(module, VariationalAutoencoder):
+            module.sampling_generator = random_generators["sampling"]
+        if isinstance(module, InvariantAutoencoder):
+            module.augmentation_generator = random_generators["augmentation"]
         inputs = _as_tensor(values)
         validation = None
         if validation_values is not None:
@@ -426,7 +434,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 generator=generator,
                 device=self.device_,
                 prepare_batch=to_unit_float,
-                corrupt_inputs=self._input_corruption(seed),
+                corrupt_inputs=self._input_corruption(random_generators["corruption"]),
+                random_generators=random_generators,
+                checkpoint=None
+                if checkpoint_dir is None
+                else Checkpoint(
+                    checkpoint_dir,
+                    fingerprint=self._training_fingerprint(seed, values, validation_values),
+                    resume=resume,
+                ),
             )
         self.module_ = module
         if self.arch_ == "tabular":
@@ -434,7 +450,28 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self._record_history(history)
         self.fit_time_ = time.perf_counter() - started
 
-    def _input_corruption(self, seed: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    def _training_fingerprint(
+        self, seed: int, values: NDArray[Any], validation: NDArray[Any] | None
+    ) -> str:
+        """A digest of the settings and data a training run depends on.
+
+        ``epochs`` is left out (a checkpoint may be continued for more epochs), as
+        are settings that do not change the result (verbosity, device, threads).
+        """
+        params = persistence.json_params(self.get_params(deep=False))
+        for name in ("epochs", "verbose", "device", "num_threads"):
+            params.pop(name, None)
+        digest = hashlib.sha256()
+        digest.update(json.dumps([type(self).__name__, seed, params], sort_keys=True).encode())
+        for array in (values, validation):
+            if array is not None:
+                digest.update(repr((array.shape, str(array.dtype))).encode())
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    def _input_corruption(
+        self, generator: torch.Generator
+    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """The training-time corruption of a denoising autoencoder (None without ``noise``)."""
         if self.noise is None:
             return None
@@ -448,8 +485,6 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             low, high = 0.0, 1.0
         else:
             low, high = float(self.data_min_.min()), float(self.data_max_.max())
-        # A stream of its own: corrupting does not change the shuffling order.
-        generator = torch.Generator(device=self.device_).manual_seed(seed + 2)
         return functools.partial(
             corrupt,
             kind=self.noise,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sklearn.base import _fit_context
@@ -215,7 +216,15 @@ class Autoencoder(BaseAutoencoder):
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
-    def fit(self, X: Any, y: Any = None, *, validation_data: Any = None) -> Autoencoder:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        validation_data: Any = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+    ) -> Autoencoder:
         """Train the autoencoder to reconstruct ``X``.
 
         Parameters
@@ -228,6 +237,15 @@ class Autoencoder(BaseAutoencoder):
         validation_data : array-like, optional
             Data shaped like ``X`` evaluated after every epoch
             (``history_["val_loss"]``); overrides ``validation_fraction``.
+        checkpoint_dir : path, optional
+            Save the training state to ``checkpoint_dir/checkpoint.safetensors``
+            after every epoch (atomically: an interruption never leaves a
+            partial file).
+        resume : bool, default=False
+            With ``checkpoint_dir``: continue from its checkpoint if there is
+            one (else start afresh). The resumed fit ends with the same weights
+            as an uninterrupted one (same data, parameters and seed, on CPU).
+            ``epochs`` may be raised to train further.
 
         Returns
         -------
@@ -236,6 +254,10 @@ class Autoencoder(BaseAutoencoder):
         """
         prepared = self._prepare_training_input(X)
         self._fit_prepared(
-            prepared, validation_data=validation_data, seed=_seed_from(self.random_state)
+            prepared,
+            validation_data=validation_data,
+            seed=_seed_from(self.random_state),
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
         )
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from numbers import Real
 from typing import Any, ClassVar
 
@@ -203,7 +204,13 @@ verbose, random_state
 
     @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
     def fit(
-        self, X: Any, y: Any = None, *, validation_data: Any = None
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        validation_data: Any = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> AutoencoderOutlierDetector:
         """Train on (mostly) normal data and set the outlier threshold.
 
@@ -216,6 +223,15 @@ verbose, random_state
             Ignored; present for scikit-learn compatibility.
         validation_data : array-like, optional
             As in :meth:`hourglass.Autoencoder.fit`.
+        checkpoint_dir : path, optional
+            Save the training state to ``checkpoint_dir/checkpoint.safetensors``
+            after every epoch (atomically: an interruption never leaves a
+            partial file).
+        resume : bool, default=False
+            With ``checkpoint_dir``: continue from its checkpoint if there is
+            one (else start afresh). The resumed fit ends with the same weights
+            as an uninterrupted one (same data, parameters and seed, on CPU).
+            ``epochs`` may be raised to train further.
 
         Returns
         -------
@@ -249,6 +265,8 @@ verbose, random_state
             PreparedInput(values=training, is_text=prepared.is_text),
             validation_data=validation_data,
             seed=seed,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
         )
         self.n_calibration_ = int(n_calibration)
         self.calibration_scores_ = (
