@@ -122,8 +122,10 @@ class InvariantAutoencoder(ReconstructionModule):
         ``(channels, height, width)`` of one sample.
     weight : float
         Weight of the contrastive term next to the reconstruction loss.
-    temperature : float, default=0.2
-        Temperature of the contrastive term.
+    temperature : float, default=0.5
+        Temperature of the contrastive term. On MNIST (``benchmarks/clustering.py``,
+        60 epochs of 8,000 images) 0.5 and 0.3 reached 0.81–0.83 k-means accuracy
+        over two seeds, 0.2 reached 0.79 and fell to 0.67 with longer training.
     jitter : AffineJitter, optional
         Ranges of the random deformations.
     """
@@ -134,7 +136,7 @@ class InvariantAutoencoder(ReconstructionModule):
         image_shape: tuple[int, int, int],
         *,
         weight: float,
-        temperature: float = 0.2,
+        temperature: float = 0.5,
         jitter: AffineJitter = AffineJitter(),
     ) -> None:
         super().__init__()
