@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
+
+from hourglass.exceptions import InvalidInputError
 
 __all__ = ["NEIGHBOR_METRICS", "nearest_codes"]
 
@@ -33,6 +37,11 @@ def nearest_codes(
     scores : ndarray of shape (n_queries, k)
         Their cosine similarities or Euclidean distances.
 
+    Raises
+    ------
+    InvalidInputError
+        If ``metric`` is unknown or ``k`` is not a positive int.
+
     Examples
     --------
     >>> idx, sim = nearest_codes([[1.0, 0.0]], [[0.0, 1.0], [2.0, 0.1], [1.0, 1.0]], 2)
@@ -40,7 +49,11 @@ def nearest_codes(
     [[1, 2]]
     """
     if metric not in NEIGHBOR_METRICS:
-        raise ValueError(f"Unknown metric {metric!r}; expected one of {list(NEIGHBOR_METRICS)}.")
+        raise InvalidInputError(
+            f"Unknown metric {metric!r}; expected one of {list(NEIGHBOR_METRICS)}."
+        )
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise InvalidInputError(f"k must be a positive int (neighbours per query); got {k!r}.")
     q = torch.as_tensor(np.asarray(queries, dtype=np.float64))
     r = torch.as_tensor(np.asarray(references, dtype=np.float64))
     k = max(1, min(int(k), r.shape[0]))

@@ -33,13 +33,16 @@ def project_2d(
     if method == "pca":
         if values.shape[1] == 1:
             return np.column_stack([values[:, 0], np.zeros(values.shape[0])])
-        projected: NDArray[np.float64] = PCA(
-            n_components=2, random_state=random_state
-        ).fit_transform(values)
+        # Identical codes have no variance: PCA divides 0 by 0 for its explained-variance
+        # ratios (not used here) and projects every code to the origin, which is right.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            projected: NDArray[np.float64] = PCA(
+                n_components=2, random_state=random_state
+            ).fit_transform(values)
         return projected
     if method == "umap":
         try:
-            import umap  # type: ignore[import-not-found]
+            import umap  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
             raise HourglassError(
                 'method="umap" needs the umap-learn package: pip install "hourglass[umap]", '

@@ -61,6 +61,10 @@ def per_sample_error(
         return loss.reshape(batch, -1).mean(dim=1)
     output = torch.sigmoid(logits_or_output) if from_logits else logits_or_output
     diff = (output - target).reshape(batch, -1)
+    if not diff.requires_grad and diff.dtype == torch.float32 and diff.device.type != "mps":
+        # Scores (not training losses) in float64: the squared error of a value far from
+        # the training data (say 1e20) overflows float32 but is a finite, valid score.
+        diff = diff.double()
     if metric == "mae":
         return diff.abs().mean(dim=1)
     if metric == "mse":

@@ -32,10 +32,47 @@ UNSEEN_CODE = 1
 MAX_CATEGORIES = 100
 
 
+#: Scaled numeric values (in interquartile ranges from the training median) beyond this
+#: cannot be scored: the network and its losses compute in float32.
+MAX_SCALED_VALUE = 1e30
+
+
 def _is_numeric(series: pd.Series) -> bool:
     return bool(
         pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
     )
+
+
+def _standard_deviation(values: NDArray[np.float64]) -> float:
+    """The standard deviation of ``values`` (0 for none), without overflow for huge values."""
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest == 0.0:
+        return 0.0
+    return float(np.std(values / largest)) * largest
+
+
+def _check_frame(frame: pd.DataFrame, action: str) -> None:
+    """Raise unless ``frame`` has rows, unique column names (as str) and no complex column."""
+    if len(frame) == 0:
+        raise InvalidInputError(
+            f"{action} needs at least one row; got a table with 0 rows and columns "
+            f"{list(map(str, frame.columns))[:10]}."
+        )
+    names = pd.Index([str(c) for c in frame.columns])
+    duplicated = sorted(set(names[names.duplicated()]))
+    if duplicated:
+        raise InvalidInputError(
+            f"{action} needs unique column names; column(s) {duplicated} appear more than once "
+            "(names are compared as strings). Rename or drop the duplicates first."
+        )
+    complex_columns = [
+        str(c) for c in frame.columns if pd.api.types.is_complex_dtype(frame[c].dtype)
+    ]
+    if complex_columns:
+        raise InvalidInputError(
+            f"Column(s) {complex_columns} hold complex numbers, which a table model cannot use. "
+            "Split them into real and imaginary parts (or keep numpy.abs) first."
+        )
 
 
 @dataclass
@@ -51,6 +88,7 @@ class TableSchema:
     @classmethod
     def fit(cls, frame: pd.DataFrame, *, categorical: list[str] | None = None) -> TableSchema:
         """Infer the schema of ``frame`` (``categorical`` forces columns to be categorical)."""
+        _check_frame(frame, "A table model")
         forced = set(categorical or [])
         unknown = forced - set(map(str, frame.columns))
         if unknown:
@@ -71,9 +109,15 @@ class TableSchema:
                 finite = values[~np.isnan(values)]
                 median = float(np.median(finite)) if finite.size else 0.0
                 q1, q3 = np.quantile(finite, [0.25, 0.75]) if finite.size else (0.0, 0.0)
-                spread = float(q3 - q1)
+                with np.errstate(over="ignore"):
+                    spread = float(q3 - q1)
                 if spread <= 0:
-                    spread = float(np.std(finite)) if finite.size else 0.0
+                    spread = _standard_deviation(finite)
+                if not np.isfinite(spread):
+                    raise InvalidInputError(
+                        f"Column {name!r} spreads over more than the float64 range (its "
+                        f"quartiles are {q1:.4g} and {q3:.4g}); rescale it first."
+                    )
                 schema.numeric.append(name)
                 schema.medians.append(median)
                 schema.scales.append(spread if spread > 0 else 1.0)
@@ -110,7 +154,16 @@ class TableSchema:
             )
 
     def encode(self, frame: pd.DataFrame) -> NDArray[np.float32]:
-        """Pack ``frame`` into the float32 layout described in the module docstring."""
+        """Pack ``frame`` into the float32 layout described in the module docstring.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``frame`` has no rows, duplicate or missing columns, non-numeric values in
+            a numeric column, infinite values, or values too far from the training data
+            to compute with.
+        """
+        _check_frame(frame, "The table model")
         self.check_columns(frame)
         frame = frame.rename(columns=str)
         n = len(frame)
@@ -127,8 +180,24 @@ class TableSchema:
                 raise InvalidInputError(
                     f"Column {name!r} was numeric in training but holds non-numeric values now."
                 ) from None
-            present = np.isfinite(values)
-            packed[:, j] = np.where(present, (values - median) / scale, 0.0)
+            if np.isinf(values).any():
+                raise InvalidInputError(
+                    f"Column {name!r} contains infinite values; replace them (e.g. with NaN, "
+                    "which is treated as missing) first."
+                )
+            present = ~np.isnan(values)
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = np.where(present, (values - median) / scale, 0.0)
+            too_far = ~(np.abs(scaled) <= MAX_SCALED_VALUE)
+            if too_far.any():
+                value = values[np.argmax(too_far)]
+                raise InvalidInputError(
+                    f"Column {name!r} holds {value:.4g}, more than {MAX_SCALED_VALUE:.0e} "
+                    f"interquartile ranges ({scale:.4g}) from its training median "
+                    f"({median:.4g}): too far to compute with in float32. Check the value "
+                    "(a unit error?) or replace it with NaN, which is treated as missing."
+                )
+            packed[:, j] = scaled
             packed[:, p + j] = present
         for k, (name, vocabulary) in enumerate(
             zip(self.categorical, self.vocabularies, strict=True)

@@ -57,12 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: object) -> str:
+    """``str(message)`` on one line: errors and warnings may span several."""
+    return " ".join(str(message).split())
+
+
 def _one_line_warning(verb: str) -> Any:
     """A ``warnings.showwarning`` that prints one line, as the CLI's errors do."""
 
     def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
-        text = " ".join(str(message).split())
-        print(f"hourglass {verb}: warning: {text}", file=sys.stderr)
+        print(f"hourglass {verb}: warning: {_one_line(message)}", file=sys.stderr)
 
     return show
 
@@ -79,10 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _one_line_warning(args.verb)
             return int(args.run(args))
     except InvalidParameterError as error:
-        print(f"hourglass {args.verb}: error: {error}", file=sys.stderr)
+        print(f"hourglass {args.verb}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except (HourglassError, OSError, ValueError) as error:
-        print(f"hourglass {args.verb}: error: {error}", file=sys.stderr)
+        print(f"hourglass {args.verb}: error: {_one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"hourglass {args.verb}: interrupted", file=sys.stderr)
@@ -91,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("HOURGLASS_DEBUG"):
             traceback.print_exc()
         print(
-            f"hourglass {args.verb}: internal error: {type(error).__name__}: {error}. "
+            f"hourglass {args.verb}: internal error: {type(error).__name__}: {_one_line(error)}. "
             "Set HOURGLASS_DEBUG=1 to see the traceback, and please report it.",
             file=sys.stderr,
         )

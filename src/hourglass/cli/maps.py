@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             f"--labels has {len(groups)} values but DATA has {len(codes)} samples."
         )
+    if args.clusters is not None and not 1 <= args.clusters <= len(codes):
+        raise InvalidInputError(
+            f"--clusters must be between 1 and the number of samples ({len(codes)}); got "
+            f"{args.clusters}."
+        )
     if groups is None and args.clusters:
         from sklearn.cluster import KMeans
 

@@ -58,6 +58,9 @@ def _threshold(
     args: argparse.Namespace, detector: AutoencoderOutlierDetector, errors: np.ndarray[Any, Any]
 ) -> tuple[float, str]:
     if args.threshold is not None:
+        if not np.isfinite(args.threshold):
+            # errors > nan is never true: every sample would pass as normal.
+            raise InvalidInputError(f"--threshold must be a finite number; got {args.threshold}.")
         return float(args.threshold), "fixed"
     if args.fpr is not None:
         if not 0 < args.fpr < 1:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import os
 import re
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ SUPPORTED_FORMATS = (
     ".csv or .csv.gz (a table)",
     ".parquet (a table)",
     "IDX (.idx, .idx1, .idx3, ..., *-ubyte; raw or .gz)",
-    ".txt (UTF-8 text, one text per line)",
+    ".txt or .txt.gz (UTF-8 text, one text per line)",
 )
 # Names IDX files go by: t10k-images-idx3-ubyte, train-images.idx3-ubyte, x.idx, x.idx3.
 _IDX_NAME = re.compile(r"(ubyte|\.idx\d*)$", re.IGNORECASE)
@@ -33,18 +37,102 @@ def _supported() -> str:
     return "Supported formats: " + "; ".join(SUPPORTED_FORMATS) + "."
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+# Byte-order marks, longest first: a UTF-32 LE mark starts like a UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _read_npy(path: Path) -> npt.NDArray[Any]:
+    """A .npy file, memory-mapped read-only; refuses files with missing or extra bytes."""
+    with open(path, "rb") as handle:
+        magic = handle.read(len(_NPY_MAGIC))
+    if magic != _NPY_MAGIC:
+        raise InvalidInputError(
+            f"{path} is not a .npy file: it does not start with the NumPy magic bytes "
+            f"(got {magic!r}). It is truncated or in another format; save the array with "
+            "numpy.save(path, array)."
+        )
+    array: npt.NDArray[Any] = np.load(path, mmap_mode="r", allow_pickle=False)
+    offset = getattr(array, "offset", None)
+    size = path.stat().st_size
+    if offset is not None and offset + array.nbytes != size:
+        raise InvalidInputError(
+            f"{path} is malformed: its header describes a {array.dtype} array of shape "
+            f"{array.shape} ({array.nbytes} bytes after the {offset}-byte header), but the file "
+            f"holds {size - offset} bytes there. Save the array again with numpy.save."
+        )
+    return array
+
+
 def _read_npz(path: Path) -> npt.NDArray[Any]:
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.files)
-        if "X" in keys:
-            return np.asarray(archive["X"])
-        if len(keys) == 1:
-            return np.asarray(archive[keys[0]])
+        key = "X" if "X" in keys else keys[0] if len(keys) == 1 else None
+        if key is not None:
+            value = archive[key]
+            if not isinstance(value, np.ndarray):  # a member that is not a .npy file
+                raise InvalidInputError(
+                    f"{path} holds a member {key!r} that is not a NumPy array. Save the "
+                    "archive again with numpy.savez(path, X=data)."
+                )
+            return value
     raise InvalidInputError(
         f"{path} holds the arrays {keys or '(none)'}, and hourglass cannot tell which one is "
         "the data. Expected an array named 'X' or a single array; save it with "
         "numpy.savez(path, X=data)."
     )
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV table; rows with more fields than the header are an error, not an index."""
+    with warnings.catch_warnings():
+        # Without index_col=False, pandas silently turns the extra leading fields of
+        # such rows into an index; with it, pandas drops the extra fields with a warning.
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, index_col=False)
+        except pd.errors.ParserWarning:
+            raise InvalidInputError(
+                f"{path} is malformed: some rows have more fields than its header has column "
+                "names. Check the separators and quoting, or add the missing column names."
+            ) from None
+        except UnicodeDecodeError as exc:
+            bad = exc.object[exc.start : exc.start + 1].hex().upper()
+            raise InvalidInputError(
+                f"{path} is not UTF-8 text: it holds the byte 0x{bad} ({exc.reason}). Save it "
+                "as UTF-8, e.g. with iconv -f latin1 -t utf-8, or from your spreadsheet program."
+            ) from None
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``: split at line breaks (LF, CR LF or CR) and nothing else.
+
+    ``str.splitlines`` would also split at form feeds, vertical tabs and Unicode line
+    separators inside a line, giving more texts than the file has lines.
+    """
+    if "\n" not in text:
+        text = text.replace("\r", "\n")  # classic Mac line endings, or a single line
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the file's final line break ends the last line; no empty text after it
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _read_text(path: Path, compressed: bool) -> list[str]:
+    """Lines of a text file: UTF-8, or UTF-16/32 with a byte-order mark; bad bytes replaced."""
+    raw = path.read_bytes()
+    if compressed:
+        raw = gzip.decompress(raw)
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            return _lines(raw.decode(codec, errors="replace"))
+    return _lines(raw.decode("utf-8", errors="replace"))
 
 
 def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame | list[str]:
@@ -61,8 +149,9 @@ def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame |
         - ``.parquet``: a :class:`pandas.DataFrame` (read with pyarrow);
         - IDX (``.idx``, ``.idx1``, ``.idx3``, ..., ``*-ubyte``), raw or gzipped,
           and any other ``.gz`` file, which is read as gzipped IDX;
-        - ``.txt``: UTF-8 text, one text per line (for sequence models); bytes
-          that are not valid UTF-8 are replaced, never fatal.
+        - ``.txt``, ``.txt.gz``: UTF-8 text, one text per line (for sequence
+          models); UTF-16 and UTF-32 files with a byte-order mark are decoded
+          too; bytes that are not valid text are replaced, never fatal.
 
     Returns
     -------
@@ -97,27 +186,27 @@ def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame |
     inner = name.removesuffix(".gz")
     try:
         if name.endswith(".npy"):
-            array: npt.NDArray[Any] = np.load(file, mmap_mode="r", allow_pickle=False)
-            return array
+            return _read_npy(file)
         if name.endswith(".npz"):
             return _read_npz(file)
         if inner.endswith(".csv"):
-            return pd.read_csv(file)
+            return _read_csv(file)
         if name.endswith(".parquet"):
             return pd.read_parquet(file, engine="pyarrow")
-        if name.endswith(".txt"):
-            return file.read_text(encoding="utf-8", errors="replace").splitlines()
+        if inner.endswith(".txt"):
+            return _read_text(file, compressed=name.endswith(".gz"))
         if name.endswith(".gz") or _IDX_NAME.search(name):
             return read_idx(file)
     except (InvalidInputError, DatasetError):
         raise
     except PermissionError as exc:
         raise DatasetError(f"Cannot read {file}: {exc}. Check its permissions.") from exc
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        # ValueError covers pickled .npy/.npz content, pandas' ParserError, EmptyDataError and
-        # UnicodeDecodeError, and pyarrow's ArrowInvalid.
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # ValueError covers pickled .npy/.npz content, pandas' ParserError and
+        # EmptyDataError, and pyarrow's ArrowInvalid; OSError and EOFError damaged gzip.
+        reason = " ".join(str(exc).split()).rstrip(".")  # some messages span lines
         raise InvalidInputError(
-            f"Cannot read {file} as {file.suffix or 'its'} data: {exc}. "
+            f"Cannot read {file} as {file.suffix or 'its'} data: {reason}. "
             f"Check that the file is complete and in the format its name says. {_supported()}"
         ) from exc
     raise InvalidInputError(

@@ -47,6 +47,8 @@ _DTYPE_TO_CODE: dict[tuple[str, int], int] = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_SIZE = 4
+# The most dimensions a NumPy array can have.
+_MAX_DIMS = 64
 
 
 def _valid_codes() -> str:
@@ -101,8 +103,9 @@ def read_idx(source: str | os.PathLike[str] | bytes | bytearray) -> npt.NDArray[
     ------
     InvalidInputError
         If the file is missing or unreadable, the gzip stream is damaged, the
-        magic number or type code is wrong, or the payload is shorter or longer
-        than the header's dimensions require. The message names the file.
+        magic number, type code or number of dimensions is wrong, or the payload
+        is shorter or longer than the header's dimensions require. The message
+        names the file.
 
     See Also
     --------
@@ -136,6 +139,11 @@ def read_idx(source: str | os.PathLike[str] | bytes | bytearray) -> npt.NDArray[
         raise InvalidInputError(
             f"{name} is truncated: its header declares {ndim} dimensions, which need "
             f"{dims_end} header bytes, but the file holds only {len(data)} bytes."
+        )
+    if ndim > _MAX_DIMS:
+        raise InvalidInputError(
+            f"{name} declares {ndim} dimensions; NumPy arrays have at most {_MAX_DIMS}. The "
+            "header is probably corrupted: download or copy the file again."
         )
     shape = struct.unpack(f">{ndim}I", data[_HEADER_SIZE:dims_end])
     dtype = _CODE_TO_DTYPE[code]

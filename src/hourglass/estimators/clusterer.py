@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
 from hourglass.estimators.autoencoder import Autoencoder
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, NotFittedError
 
 __all__ = ["AutoencoderClusterer"]
 
@@ -176,13 +176,20 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         self.n_features_in_ = self.autoencoder_.n_features_in_
         return self
 
+    def _check_fitted(self) -> None:
+        """Raise hourglass's NotFittedError (also scikit-learn's) before ``fit``."""
+        try:
+            check_is_fitted(self, "labels_")
+        except Exception as error:  # scikit-learn's NotFittedError
+            raise NotFittedError(str(error)) from None
+
     def transform(self, X: Any) -> NDArray[np.float32]:
         """The autoencoder's codes of ``X``, shape (n_samples, latent_dim)."""
-        check_is_fitted(self, "labels_")
+        self._check_fitted()
         return self.autoencoder_.transform(X)
 
     def predict(self, X: Any) -> NDArray[np.int64]:
         """The cluster of each sample of ``X``."""
-        check_is_fitted(self, "labels_")
+        self._check_fitted()
         labels: NDArray[np.int64] = self._clustering.predict(self.transform(X)).astype(np.int64)
         return labels

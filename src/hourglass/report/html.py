@@ -28,6 +28,7 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from hourglass._atomic import atomic_file
 from hourglass._version import __version__
+from hourglass.exceptions import InvalidInputError
 from hourglass.projection import project_2d
 from hourglass.report.figures import code_map, error_histogram, image_grid
 
@@ -183,6 +184,28 @@ def _clusters_section(model: Any, data: Any, codes: NDArray[np.float32], k: int)
     return html_table + f"<ul>{''.join(examples)}</ul>"
 
 
+def _binary_labels(labels: Any, n_samples: int) -> NDArray[np.int64]:
+    """``labels`` as 0/1 ints, one per sample; raise if they are anything else."""
+    values = np.asarray(labels).reshape(-1)
+    if values.shape[0] != n_samples:
+        raise InvalidInputError(
+            f"labels has {values.shape[0]} values but the data has {n_samples} samples; give "
+            "one label per sample."
+        )
+    try:
+        numbers = values.astype(np.float64)
+    except (TypeError, ValueError):
+        numbers = np.full(values.shape, np.nan)
+    unexpected = values[~np.isin(numbers, (0.0, 1.0))]
+    if unexpected.size:
+        shown = sorted({str(v) for v in unexpected[:1000]})[:5]
+        raise InvalidInputError(
+            f"labels must be 1 for outliers and 0 for normal samples; got other values, such "
+            f"as {', '.join(shown)}. Convert them first (e.g. labels == 'fraud')."
+        )
+    return numbers.astype(np.int64)
+
+
 def build_report(
     model: Any,
     data: Any,
@@ -214,9 +237,17 @@ def build_report(
     -------
     pathlib.Path
         ``path``.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``data`` does not suit the model, or ``labels`` are not one 0 or 1
+        per sample.
     """
     scores = model.reconstruction_error(data)
     codes = model.transform(data)
+    if labels is not None:
+        labels = _binary_labels(labels, len(scores))
     threshold = getattr(model, "threshold_", None)
     params = model.get_params()
     card = {
