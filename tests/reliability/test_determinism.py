@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import hourglass
 from helpers import bar_images, mixed_table
@@ -63,6 +64,14 @@ def fingerprint(family: str) -> dict[str, str]:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_same_seed_gives_the_same_weights_and_scores(family: str) -> None:
     assert fingerprint(family) == fingerprint(family)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_training_leaves_the_global_random_generators_alone(family: str) -> None:
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
+    fingerprint(family)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)  # noqa: NPY002
 
 
 @pytest.mark.parametrize("family", FAMILIES)

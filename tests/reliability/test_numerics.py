@@ -90,4 +90,3 @@ def test_hourglass_train_saves_no_model_when_training_diverges(tmp_path: Path) -
     assert "learning rate" in lines[0]
     assert "Traceback" not in err.getvalue()
     assert not model_dir.exists()
-

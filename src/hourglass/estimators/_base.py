@@ -6,8 +6,10 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
+import textwrap
 import time
 import warnings
 from collections.abc import Callable
@@ -90,7 +92,19 @@ def _seed_from(random_state: Any) -> int:
         return int(random_state.randint(0, 2**31 - 1))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63 - 1))
-    return int(random_state)
+    if isinstance(random_state, Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    raise InvalidInputError(
+        "random_state must be None, an int, a numpy RandomState or a numpy Generator; got "
+        f"{random_state!r}."
+    )
+
+
+def _check_count(name: str, value: Any) -> int:
+    """``value`` as an int >= 0, or an InvalidInputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise InvalidInputError(f"{name} must be an int >= 0; got {value!r}.")
+    return int(value)
 
 
 def _has_non_numeric_columns(X: Any) -> bool:
@@ -519,6 +533,22 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"{self.n_features_in_} features as input (samples of shape "
                 f"{self.input_shape_}; got samples of shape {sample_shape})."
             )
+
+        def squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(size for size in shape if size != 1)
+
+        # A model of images takes flat rows, but not images of another shape with as
+        # many pixels (a 2x8 image read as 4x4 would be scored silently wrong).
+        if (
+            len(self.input_shape_) > 1
+            and len(sample_shape) > 1
+            and squeezed(sample_shape) != squeezed(self.input_shape_)
+        ):
+            raise InvalidInputError(
+                f"X has samples of shape {sample_shape}, but {type(self).__name__} was fitted "
+                f"on samples of shape {self.input_shape_}. Pass samples of that shape, or flat "
+                f"rows of {self.n_features_in_} values."
+            )
         # Values outside the training range are accepted here (unlike at fit): they
         # reconstruct badly, which is exactly what an outlier score should report.
         # Only binary cross-entropy is undefined for them; _errors checks that.
@@ -860,9 +890,10 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         ndarray of shape (n_samples,)
         """
         module = self._variational_module("negative_elbo")
+        n_samples = _check_count("n_samples", n_samples)  # 0: the posterior mean
         values = self._prepare_for_inference(X)
         metric = "bce" if self.loss_ == "bce" else "mse"
-        generator = torch.Generator(device=self.device_).manual_seed(random_state)
+        generator = torch.Generator(device=self.device_).manual_seed(_seed_from(random_state))
 
         def summed_error(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             logits = module.decode_logits(z)
@@ -893,6 +924,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             In [0, 1] for a sigmoid output; clipped to the training range otherwise.
         """
         module = self._variational_module("sample")
+        n = _check_count("The number of samples n", n)
         generator = torch.Generator(device=self.device_).manual_seed(_seed_from(random_state))
         module.eval()
         with num_threads(self._threads()), torch.inference_mode():
@@ -966,33 +998,93 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return json_state, arrays
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
-        self.input_shape_ = tuple(int(s) for s in state["input_shape_"])
+        """Set the fitted attributes saved by :meth:`_fitted_state`.
+
+        A model file is untrusted input: anything ``fit`` cannot have produced (a
+        wrong type, a size that disagrees with another) raises ``ValueError``,
+        which ``load`` reports as a :class:`ModelFileError`.
+        """
+        shape = state["input_shape_"]
+        if not isinstance(shape, list) or not 1 <= len(shape) <= 3:
+            raise ValueError(
+                f"input_shape_ must list 1 to 3 sizes; got {persistence.short_repr(shape)}"
+            )
+        self.input_shape_ = tuple(persistence.check_int(s, "input_shape_", low=1) for s in shape)
         # Models saved before arch_ existed were dense or used their arch parameter.
-        self.arch_ = str(state.get("arch_", "dense" if self.arch == "auto" else self.arch))
-        if self.arch_ not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch_!r}")
-        self.n_features_in_ = int(state["n_features_in_"])
-        self.scales_uint8_ = bool(state["scales_uint8_"])
-        self.output_activation_ = str(state["output_activation_"])
-        self.loss_ = str(state["loss_"])
-        self.history_ = {str(k): [float(v) for v in vs] for k, vs in state["history_"].items()}
-        self.n_epochs_ = int(state["n_epochs_"])
+        arch = state.get("arch_", "dense" if self.arch == "auto" else self.arch)
+        self.arch_ = persistence.check_choice(arch, "arch_", ARCHITECTURES)
+        n_features = math.prod(self.input_shape_)
+        self.n_features_in_ = persistence.check_int(
+            state["n_features_in_"], "n_features_in_", low=n_features, high=n_features
+        )
+        self.scales_uint8_ = persistence.check_bool(state["scales_uint8_"], "scales_uint8_")
+        outputs, losses = {
+            "sequence": (("softmax",), ("nll",)),
+            "tabular": (("mixed",), ("mixed",)),
+        }.get(self.arch_, (("sigmoid", "linear"), ERROR_METRICS))
+        self.output_activation_ = persistence.check_choice(
+            state["output_activation_"], "output_activation_", outputs
+        )
+        self.loss_ = persistence.check_choice(state["loss_"], "loss_", losses)
+        if self.loss_ == "bce" and self.output_activation_ != "sigmoid":
+            raise ValueError("loss_='bce' needs output_activation_='sigmoid'")
+        history = state["history_"]
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            raise ValueError("history_ must map metric names to lists of numbers")
+        self.history_ = {
+            str(k): [persistence.check_real(v, f"history_[{k!r}]") for v in values]
+            for k, values in history.items()
+        }
+        self.n_epochs_ = persistence.check_int(state["n_epochs_"], "n_epochs_")
         best = state["best_epoch_"]
-        self.best_epoch_ = None if best is None else int(best)
-        self.fit_time_ = float(state["fit_time_"])
+        self.best_epoch_ = None if best is None else persistence.check_int(best, "best_epoch_")
+        self.fit_time_ = persistence.check_real(state["fit_time_"], "fit_time_")
         if "feature_names_in_" in state:
-            self.feature_names_in_ = np.asarray(state["feature_names_in_"], dtype=object)
-        if "table_schema_" in state:
-            self.table_schema_ = TableSchema.from_json(state["table_schema_"])
-        if "column_scales_" in arrays:
-            self.column_scales_ = arrays["column_scales_"].astype(np.float64)
+            names = state["feature_names_in_"]
+            if (
+                not isinstance(names, list)
+                or not all(isinstance(name, str) for name in names)
+                or (self.arch_ != "tabular" and len(names) != n_features)
+            ):
+                raise ValueError(f"feature_names_in_ must list {n_features} column names")
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        if self.arch_ == "tabular":
+            if not isinstance(state.get("table_schema_"), dict):
+                raise ValueError("a tabular model needs its table_schema_")
+            schema = TableSchema.from_json(state["table_schema_"])
+            if (schema.width,) != self.input_shape_:
+                raise ValueError(f"table_schema_ describes {schema.width} values, not {shape}")
+            if not all(math.isfinite(m) for m in schema.medians) or not all(
+                math.isfinite(s) and s > 0 for s in schema.scales
+            ):
+                raise ValueError("table_schema_ needs finite medians and positive scales")
+            self.table_schema_ = schema
+            n_columns = len(schema.columns)
+            column_scales = persistence.check_array(arrays, "column_scales_", (n_columns,))
+            self.column_scales_ = column_scales.astype(np.float64)
         if "reference_codes_" in arrays:
-            self.reference_codes_ = arrays["reference_codes_"].astype(np.float32)
-        self.data_min_ = arrays["data_min_"].astype(np.float32)
-        self.data_max_ = arrays["data_max_"].astype(np.float32)
+            codes = persistence.check_array(arrays, "reference_codes_", (None, self.latent_dim))
+            if codes.shape[0] == 0:
+                raise ValueError("the fitted array reference_codes_ is empty")
+            self.reference_codes_ = codes.astype(np.float32)
+        self.data_min_ = persistence.check_array(arrays, "data_min_", (n_features,)).astype(
+            np.float32
+        )
+        self.data_max_ = persistence.check_array(arrays, "data_max_", (n_features,)).astype(
+            np.float32
+        )
 
     def _build_module(self, generator: torch.Generator) -> ReconstructionModule:
-        """A freshly initialised network for ``arch`` and the fitted input shape."""
+        """A freshly initialised network for ``arch`` and the fitted input shape.
+
+        Weights come from ``generator``; torch's global generator, which some
+        layers' default initialisation draws from before being overwritten, is
+        left as it was.
+        """
+        with torch.random.fork_rng(devices=[]):
+            return self._build_module_from(generator)
+
+    def _build_module_from(self, generator: torch.Generator) -> ReconstructionModule:
         hidden = self._validated_hidden_dims()
         latent = int(self.latent_dim)
         if self.arch_ == "tabular":
@@ -1100,17 +1192,17 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             kind of model.
         ModelVersionError
             If it was written by a newer hourglass.
+        InvalidInputError
+            If the device (saved, or passed here) is not one this machine can
+            load the model on; pass ``device="cpu"``.
         """
         model = persistence.read_model_dir(path)
         if model.class_name != cls.__name__:
             raise ModelFileError(
                 f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load "
-                f"it with hourglass.load() or {model.class_name}.load()."
+                "it with hourglass.load()."
             )
         params = dict(model.params)
-        for key in ("hidden_dims", "categorical_columns"):
-            if params.get(key) is not None:
-                params[key] = tuple(params[key])
         if device is not None:
             params["device"] = device
         if not isinstance(params.get("device", "auto"), str):
@@ -1118,8 +1210,19 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         # Outside the try below: a device this machine lacks is the caller's to fix (pass
         # device="cpu"), not a damaged file.
         device_ = resolve_device(params.get("device", "auto"))
+        if device_.type not in ("cpu", "cuda") or (
+            device_.type == "cuda" and (device_.index or 0) >= torch.cuda.device_count()
+        ):
+            raise InvalidInputError(
+                f"Cannot load the model in {path} on device {str(device_)!r}; pass "
+                "device='cpu' (or 'cuda' on a machine with a GPU) to load()."
+            )
         try:
+            for key in ("hidden_dims", "categorical_columns"):
+                if params.get(key) is not None:
+                    params[key] = tuple(params[key])
             estimator = cls(**params)
+            estimator._validate_params()  # what fit would refuse, a file may not smuggle in
             arrays = {
                 k.removeprefix("state."): v.numpy()
                 for k, v in model.tensors.items()
@@ -1127,19 +1230,27 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             }
             estimator._restore_fitted_state(model.state, arrays)
             estimator.device_ = device_
-            # A private generator: the initial weights are overwritten below, and
-            # loading must not advance torch's global RNG.
-            module = estimator._build_module(torch.Generator())
             weights = {
                 k.removeprefix("module."): v
                 for k, v in model.tensors.items()
                 if k.startswith("module.")
             }
+            # Building allocates what the config describes: allow a few times what the
+            # file holds, never what a tampered config announces. A private generator
+            # and a forked RNG: the initial weights are overwritten below, and loading
+            # must not advance torch's global RNG (default initialisations draw from it).
+            n_values = sum(tensor.numel() for tensor in weights.values())
+            with (
+                persistence.allocation_limit(4 * n_values + 2**20, 16 * len(weights) + 256),
+                torch.random.fork_rng(devices=[]),
+            ):
+                module = estimator._build_module(torch.Generator())
             module.load_state_dict(weights, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        except (LookupError, TypeError, ValueError, ArithmeticError, RuntimeError) as error:
+            problem = textwrap.shorten(str(error), width=400, placeholder=" ...")
             raise ModelFileError(
                 f"{path} is inconsistent: its config and weights do not describe a valid "
-                f"{cls.__name__} ({type(error).__name__}: {error}). Re-save the model with "
+                f"{cls.__name__} ({type(error).__name__}: {problem}). Re-save the model with "
                 f"hourglass {__version__}."
             ) from None
         estimator.module_ = module.to(estimator.device_).eval()

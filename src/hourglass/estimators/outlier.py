@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from hourglass import persistence
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
 from hourglass.estimators._input import PreparedInput
 from hourglass.exceptions import HourglassError, InvalidInputError
@@ -262,7 +263,7 @@ verbose, random_state
         calibration = values[np.sort(order[:n_calibration])]
         training = values[np.sort(order[n_calibration:])]
         self._fit_prepared(
-            PreparedInput(values=training, is_text=prepared.is_text),
+            PreparedInput(values=training, is_text=prepared.is_text, is_table=prepared.is_table),
             validation_data=validation_data,
             seed=seed,
             checkpoint_dir=checkpoint_dir,
@@ -370,8 +371,11 @@ verbose, random_state
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
         super()._restore_fitted_state(state, arrays)
-        self.threshold_ = float(state["threshold_"])
+        self.threshold_ = persistence.check_real(state["threshold_"], "threshold_", finite=True)
         self.offset_ = -self.threshold_
-        self.threshold_method_ = str(state["threshold_method_"])
-        self.n_calibration_ = int(state["n_calibration_"])
-        self.calibration_scores_ = arrays["calibration_scores_"].astype(np.float64)
+        self.threshold_method_ = persistence.check_choice(
+            state["threshold_method_"], "threshold_method_", ("fpr", "contamination", "fixed")
+        )
+        self.n_calibration_ = persistence.check_int(state["n_calibration_"], "n_calibration_")
+        scores = persistence.check_array(arrays, "calibration_scores_", (self.n_calibration_,))
+        self.calibration_scores_ = scores.astype(np.float64)
