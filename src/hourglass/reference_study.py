@@ -228,6 +228,7 @@ def run_demo(
         random_state=seed,
         fpr=fpr,
         metric="mae",
+        score_type="error",  # the reference story: the error itself, its histogram, a threshold
         verbose=verbose if sys.stderr.isatty() else 0,  # progress bars only on a terminal
     )
     detector.fit(train)

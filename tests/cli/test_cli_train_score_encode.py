@@ -38,6 +38,8 @@ IMAGE_TRAIN_OPTIONS = (
     "0.01",
     "--fpr",
     "0.05",
+    "--score-type",
+    "error",  # these tests are about the error itself; complexity has its own test
     "-q",
 )
 TABLE_COLUMNS = ("a", "b", "c", "d", "e")
@@ -217,6 +219,36 @@ def test_score_matches_the_library(
     assert f"Scores written to {output}" in out
 
 
+def test_score_with_the_complexity_score_matches_the_library(tmp_path: Path) -> None:
+    np.save(tmp_path / "train.npy", blobs(N_TRAIN, seed=0))
+    X = np.concatenate([blobs(30, seed=1), 255 - blobs(10, seed=2)])  # inverted: outliers
+    np.save(tmp_path / "data.npy", X)
+    model, output = tmp_path / "model", tmp_path / "scores.csv"
+    options = [o for o in IMAGE_TRAIN_OPTIONS if o not in ("--score-type", "error")]
+    code, out, err = run_cli(["train", str(tmp_path / "train.npy"), "-o", str(model), *options])
+    assert code == 0, err
+    detector = AutoencoderOutlierDetector.load(model)
+    assert detector.score_type_ == "complexity"
+    assert "complexity-corrected" in out
+
+    code, out, err = run_cli(["score", str(model), str(tmp_path / "data.npy"), "-o", str(output)])
+
+    assert code == 0, err
+    scores = pd.read_csv(output)
+    assert list(scores.columns) == [
+        "index",
+        "reconstruction_error",
+        "outlier_score",
+        "p_value",
+        "is_outlier",
+    ]
+    np.testing.assert_allclose(scores["reconstruction_error"], detector.reconstruction_error(X))
+    np.testing.assert_allclose(scores["outlier_score"], detector.outlier_score(X), rtol=1e-12)
+    np.testing.assert_array_equal(scores["is_outlier"], detector.predict(X) == -1)
+    assert scores["is_outlier"].iloc[30:].all()
+    assert "(mae, complexity-corrected score)" in out
+
+
 def test_score_flags_the_planted_outliers(
     images: Images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -232,7 +264,7 @@ def test_score_flags_the_planted_outliers(
     assert (outliers["p_value"] < normal["p_value"].min()).all()
     out = capsys.readouterr().out
     worst = scores["reconstruction_error"].sort_values(ascending=False).index[:5]
-    assert f"Largest errors at rows {', '.join(map(str, worst))}." in out
+    assert f"Highest scores at rows {', '.join(map(str, worst))}." in out
 
 
 def test_score_threshold_flags_errors_above_it(

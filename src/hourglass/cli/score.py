@@ -55,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _threshold(
-    args: argparse.Namespace, detector: AutoencoderOutlierDetector, errors: np.ndarray[Any, Any]
+    args: argparse.Namespace, detector: AutoencoderOutlierDetector, scores: np.ndarray[Any, Any]
 ) -> tuple[float, str]:
     if args.threshold is not None:
         if not np.isfinite(args.threshold):
@@ -73,7 +73,7 @@ def _threshold(
     if args.contamination is not None:
         if not 0 < args.contamination < 1:
             raise InvalidInputError(f"--contamination must be in (0, 1); got {args.contamination}.")
-        value = contamination_threshold(errors, args.contamination)
+        value = contamination_threshold(scores, args.contamination)
         return value, f"contamination={args.contamination}"
     return float(detector.threshold_), f"the model's, {detector.threshold_method_} rule"
 
@@ -96,12 +96,16 @@ def run(args: argparse.Namespace) -> int:
     """Score, write the table, print a summary."""
     detector = AutoencoderOutlierDetector.load(args.model, device=args.device)
     X = read_input(args.data, args.drop_columns)
-    errors = detector.reconstruction_error(X)
-    threshold, method = _threshold(args, detector, errors)
+    scores = detector.outlier_score(X)  # what thresholds and p-values are about
+    corrected = detector.score_type_ == "complexity"
+    errors = detector.reconstruction_error(X) if corrected else scores
+    threshold, method = _threshold(args, detector, scores)
     columns: dict[str, Any] = {"index": np.arange(errors.size), "reconstruction_error": errors}
+    if corrected:
+        columns["outlier_score"] = scores
     if detector.n_calibration_ > 0:
-        columns["p_value"] = conformal_p_values(errors, detector.calibration_scores_)
-    flags = errors > threshold
+        columns["p_value"] = conformal_p_values(scores, detector.calibration_scores_)
+    flags = scores > threshold
     columns["is_outlier"] = flags.astype(np.int8)
     if detector.arch_ == "tabular":
         columns["top_columns"] = _top_columns(detector.explain(X), flags)
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         summary = {
             "n_samples": int(errors.size),
-            "score": detector.metric_,
+            "score": f"{detector.metric_}, complexity-corrected" if corrected else detector.metric_,
             "threshold": float(threshold),
             "threshold_method": method,
             "n_outliers": int(flags.sum()),
@@ -118,12 +122,13 @@ def run(args: argparse.Namespace) -> int:
         }
         print_json(summary, table)
         return 0
-    worst = np.argsort(-errors, kind="stable")[:5]
+    worst = np.argsort(-scores, kind="stable")[:5]
+    name = f"{detector.metric_}, complexity-corrected" if corrected else detector.metric_
     print(
-        f"Scored {errors.size:,} samples ({detector.metric_} score): median "
-        f"{np.median(errors):.4g}, max {errors.max():.4g}.\n"
+        f"Scored {scores.size:,} samples ({name} score): median "
+        f"{np.median(scores):.4g}, max {scores.max():.4g}.\n"
         f"Threshold {threshold:.6g} ({method}): {int(flags.sum()):,} outliers "
-        f"({flags.mean():.2%}). Largest errors at rows {', '.join(map(str, worst))}.\n"
+        f"({flags.mean():.2%}). Highest scores at rows {', '.join(map(str, worst))}.\n"
         f"Scores written to {args.output}"
     )
     return 0

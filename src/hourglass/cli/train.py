@@ -152,6 +152,14 @@ def add_parser(subparsers: Any) -> None:
         default=0.2,
         help="fraction of DATA held out for calibration (default: 0.2)",
     )
+    detection.add_argument(
+        "--score-type",
+        choices=["auto", "error", "complexity"],
+        default="auto",
+        help="the outlier score: the reconstruction error, or (images) the error corrected for "
+        "image complexity, which also catches simple outliers (default: auto = complexity for "
+        "images unless --threshold is given)",
+    )
     add_data_arguments(parser)
     parser.add_argument(
         "--checkpoint-dir",
@@ -202,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         contamination=args.contamination,
         threshold=args.threshold,
         calibration_fraction=args.calibration_fraction,
+        score_type=args.score_type,
     )
     if args.resume and args.checkpoint_dir is None:
         raise InvalidInputError("--resume needs --checkpoint-dir: the folder to resume from.")
@@ -213,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         f"Trained a {detector.arch_} autoencoder on samples of shape {detector.input_shape_} "
         f"for {detector.n_epochs_} "
         f"epochs in {detector.fit_time_:.1f} s: training loss {history['loss'][-1]:.4f}{val}.\n"
-        f"Threshold ({detector.threshold_method_}, {detector.metric_}): "
+        f"Threshold ({detector.threshold_method_}, {detector.metric_}"
+        f"{', complexity-corrected' if detector.score_type_ == 'complexity' else ''}): "
         f"{detector.threshold_:.6g}; {detector.n_calibration_} calibration samples.\n"
         f"Model saved to {path}/"
     )

@@ -13,6 +13,7 @@ from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from hourglass import persistence
+from hourglass.complexity import complexity_features, corrected_scores, fit_correction
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
 from hourglass.estimators._input import PreparedInput
 from hourglass.exceptions import HourglassError, InvalidInputError
@@ -27,6 +28,11 @@ __all__ = ["AutoencoderOutlierDetector"]
 
 #: The false-positive rate used when no threshold rule is given.
 DEFAULT_FPR = 0.01
+#: Training samples used to fit the complexity correction (more change nothing measurable).
+COMPLEXITY_FIT_SAMPLES = 5000
+#: Images per chunk when computing complexity features (bounds memory).
+COMPLEXITY_CHUNK = 4096
+SCORE_TYPES = ("auto", "error", "complexity")
 
 
 class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):  # type: ignore[misc]
@@ -65,13 +71,23 @@ verbose, random_state
         (``arch="sequence"``) are always scored by the mean negative
         log-likelihood per byte and tabular models by the mean per-column loss;
         ``metric_`` names the score in use.
+    score_type : {"auto", "error", "complexity"}, default="auto"
+        The outlier score that is thresholded. ``"error"``: the reconstruction
+        error (``metric``). ``"complexity"`` (images only): the log of the
+        error minus its expected value for an image that complex (zlib-compressed
+        size and total variation, fitted on the training data; see
+        :mod:`hourglass.complexity`), so that simple outliers that reconstruct
+        well (MNIST digits under a Fashion-MNIST model) are caught too.
+        ``"auto"``: ``"complexity"`` for images unless a fixed ``threshold`` is
+        given, ``"error"`` otherwise. ``score_type_`` says which is used.
     fpr : float in (0, 1) or None, default=None
         Target false-positive rate for the conformal threshold. Used (with
         0.01) when neither ``contamination`` nor ``threshold`` is given.
     contamination : float in (0, 0.5] or None, default=None
         Expected fraction of outliers in the training data.
     threshold : float or None, default=None
-        A fixed error threshold; errors above it are outliers.
+        A fixed threshold on the outlier score (the reconstruction error unless
+        ``score_type="complexity"``); scores above it are outliers.
     calibration_fraction : float in [0, 1), default=0.2
         Fraction of the training data held out of training for calibration
         (thresholds at a given ``fpr``, and p-values). Must be positive when
@@ -80,13 +96,19 @@ verbose, random_state
     Attributes
     ----------
     threshold_ : float
-        Reconstruction error above which a sample is an outlier.
+        Outlier score above which a sample is an outlier.
+    score_type_ : {"error", "complexity"}
+        The outlier score in use (``score`` with ``"auto"`` resolved).
+    complexity_coef_ : ndarray of shape (3,)
+        With ``score_type_ == "complexity"``: the coefficients of the expected log
+        error (compressed size, total variation, intercept).
     offset_ : float
         ``-threshold_``, so that ``decision_function = score_samples - offset_``.
     threshold_method_ : {"fpr", "contamination", "fixed"}
         Which rule set the threshold.
     calibration_scores_ : ndarray of shape (n_calibration_,)
-        Errors of the held-out calibration samples (empty without calibration).
+        Outlier scores of the held-out calibration samples (empty without
+        calibration).
     n_calibration_ : int
         Number of calibration samples.
     Other attributes
@@ -113,6 +135,7 @@ verbose, random_state
         "contamination": [Interval(Real, 0, 0.5, closed="right"), None],
         "threshold": [Interval(Real, None, None, closed="neither"), None],
         "calibration_fraction": [Interval(Real, 0, 1, closed="left")],
+        "score_type": [StrOptions(set(SCORE_TYPES))],
     }
 
     def __init__(
@@ -146,6 +169,7 @@ verbose, random_state
         contamination: float | None = None,
         threshold: float | None = None,
         calibration_fraction: float = 0.2,
+        score_type: str = "auto",
     ) -> None:
         self.arch = arch
         self.latent_dim = latent_dim
@@ -175,6 +199,7 @@ verbose, random_state
         self.contamination = contamination
         self.threshold = threshold
         self.calibration_fraction = calibration_fraction
+        self.score_type = score_type
 
     def _default_metric(self) -> str:
         return str(self.metric)
@@ -269,26 +294,72 @@ verbose, random_state
             checkpoint_dir=checkpoint_dir,
             resume=resume,
         )
+        self.score_type_ = self._resolve_score()
+        if self.score_type_ == "complexity":
+            fit_rows = training
+            if len(fit_rows) > COMPLEXITY_FIT_SAMPLES:
+                fit_rows = fit_rows[
+                    rng.choice(len(fit_rows), COMPLEXITY_FIT_SAMPLES, replace=False)
+                ]
+            self.complexity_coef_ = fit_correction(
+                self._errors(fit_rows, self.metric), self._complexity(fit_rows)
+            )
         self.n_calibration_ = int(n_calibration)
         self.calibration_scores_ = (
-            self._errors(calibration, self.metric)
-            if n_calibration
-            else np.empty(0, dtype=np.float64)
+            self._outlier_scores(calibration) if n_calibration else np.empty(0, dtype=np.float64)
         )
         self.threshold_method_ = rule
         if rule == "fpr":
             fpr = DEFAULT_FPR if self.fpr is None else float(self.fpr)
             self.threshold_ = conformal_threshold(self.calibration_scores_, fpr)
         elif rule == "contamination" and self.contamination is not None:
-            scores = self._errors(values, self.metric)
+            scores = self._outlier_scores(values)
             self.threshold_ = contamination_threshold(scores, float(self.contamination))
         elif self.threshold is not None:
             self.threshold_ = float(self.threshold)
         self.offset_ = -self.threshold_
         return self
 
-    def score_samples(self, X: Any) -> NDArray[np.float64]:
-        """Negated reconstruction error: the lower, the more abnormal.
+    def _resolve_score(self) -> str:
+        images = len(self.input_shape_) in (2, 3) and self.arch_ not in ("sequence", "tabular")
+        if self.score_type == "complexity" and not images:
+            raise InvalidInputError(
+                "score_type='complexity' measures the complexity of images; the data are "
+                f"samples of shape {self.input_shape_} (arch={self.arch_!r}). Use "
+                "score_type='error' (or 'auto')."
+            )
+        if self.score_type == "auto":
+            return "complexity" if images and self.threshold is None else "error"
+        return str(self.score_type)
+
+    def _complexity(self, values: NDArray[Any]) -> NDArray[np.float64]:
+        """Complexity features of prepared samples, as images scaled to [0, 1]."""
+        low, high = 0.0, 1.0
+        if not self.scales_uint8_ and self.output_activation_ != "sigmoid":
+            low, high = float(self.data_min_.min()), float(self.data_max_.max())
+        chunks = []
+        for start in range(0, len(values), COMPLEXITY_CHUNK):
+            chunk = values[start : start + COMPLEXITY_CHUNK].reshape(-1, *self.input_shape_)
+            images = chunk.astype(np.float32)
+            if self.scales_uint8_:
+                images /= 255
+            else:
+                images = (images - low) / max(high - low, float(np.finfo(np.float32).tiny))
+            chunks.append(complexity_features(images))
+        return np.concatenate(chunks) if chunks else np.empty((0, 2))
+
+    def _outlier_scores(self, values: NDArray[Any]) -> NDArray[np.float64]:
+        errors = self._errors(values, self.metric)
+        if self.score_type_ != "complexity":
+            return errors
+        return corrected_scores(errors, self._complexity(values), self.complexity_coef_)
+
+    def outlier_score(self, X: Any) -> NDArray[np.float64]:
+        """The score that is thresholded: the higher, the more abnormal.
+
+        The reconstruction error (``metric``) when ``score_type_ == "error"``; with
+        ``"complexity"``, the log error minus its expected value for an input
+        that complex (see :mod:`hourglass.complexity`).
 
         Parameters
         ----------
@@ -298,9 +369,24 @@ verbose, random_state
         Returns
         -------
         ndarray of shape (n_samples,)
-            ``-reconstruction_error(X, metric=self.metric)``.
         """
-        return -self.reconstruction_error(X)
+        return self._outlier_scores(self._prepare_for_inference(X))
+
+    def score_samples(self, X: Any) -> NDArray[np.float64]:
+        """Negated outlier score: the lower, the more abnormal.
+
+        Parameters
+        ----------
+        X : array-like
+            Data shaped like the training data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``-outlier_score(X)`` (the negated reconstruction error when
+            ``score_type_ == "error"``).
+        """
+        return -self.outlier_score(X)
 
     def decision_function(self, X: Any) -> NDArray[np.float64]:
         """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
@@ -328,12 +414,12 @@ verbose, random_state
         Returns
         -------
         ndarray of shape (n_samples,)
-            -1 where the reconstruction error exceeds ``threshold_``, else +1.
+            -1 where the outlier score exceeds ``threshold_``, else +1.
         """
         return np.where(self.decision_function(X) < 0, -1, 1).astype(np.int64)
 
     def p_values(self, X: Any) -> NDArray[np.float64]:
-        """Split-conformal p-values against the held-out calibration errors.
+        """Split-conformal p-values against the held-out calibration scores.
 
         For a normal sample, the p-value is (super-)uniform: ``P(p <= a) <= a``.
         The smaller, the stronger the evidence that the sample is abnormal.
@@ -355,7 +441,7 @@ verbose, random_state
                 "calibration errors to compute p-values from; refit with "
                 "calibration_fraction > 0."
             )
-        return conformal_p_values(self.reconstruction_error(X), self.calibration_scores_)
+        return conformal_p_values(self.outlier_score(X), self.calibration_scores_)
 
     # -------------------------------------------------------------- persistence
 
@@ -365,8 +451,11 @@ verbose, random_state
             threshold_=self.threshold_,
             threshold_method_=self.threshold_method_,
             n_calibration_=self.n_calibration_,
+            score_type_=self.score_type_,
         )
         arrays["calibration_scores_"] = np.asarray(self.calibration_scores_, dtype=np.float64)
+        if self.score_type_ == "complexity":
+            arrays["complexity_coef_"] = np.asarray(self.complexity_coef_, dtype=np.float64)
         return state, arrays
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
@@ -379,3 +468,12 @@ verbose, random_state
         self.n_calibration_ = persistence.check_int(state["n_calibration_"], "n_calibration_")
         scores = persistence.check_array(arrays, "calibration_scores_", (self.n_calibration_,))
         self.calibration_scores_ = scores.astype(np.float64)
+        # Models saved before scores were selectable scored by the error.
+        self.score_type_ = persistence.check_choice(
+            state.get("score_type_", "error"), "score_type_", ("error", "complexity")
+        )
+        if self.score_type_ == "complexity":
+            coef = persistence.check_array(arrays, "complexity_coef_", (3,))
+            if not np.isfinite(coef).all():
+                raise ValueError("complexity_coef_ holds non-finite values.")
+            self.complexity_coef_ = coef.astype(np.float64)
