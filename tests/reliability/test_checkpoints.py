@@ -147,7 +147,7 @@ TRAINING_SCRIPT = textwrap.dedent(
     import numpy as np
     from hourglass import Autoencoder
 
-    data = np.random.default_rng(0).random((6000, 32), dtype=np.float32)
+    data = np.random.default_rng(0).random((12000, 32), dtype=np.float32)
     Autoencoder(latent_dim=8, hidden_dims=(64,), epochs=int(sys.argv[2]), batch_size=4,
                 verbose=0, random_state=0).fit(data, checkpoint_dir=sys.argv[1], resume=True)
     """
@@ -155,7 +155,7 @@ TRAINING_SCRIPT = textwrap.dedent(
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path) -> None:
-    epochs = 6
+    epochs = 4
     script = tmp_path / "train.py"
     script.write_text(TRAINING_SCRIPT)
     checkpoint = tmp_path / "checkpoints" / CHECKPOINT_NAME
@@ -174,8 +174,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path) -
             assert process.poll() is None, "training ended too early to be interrupted"
             time.sleep(0.01)
         second = time.monotonic()
-        time.sleep(0.2)  # well inside the third epoch
-        os.kill(process.pid, signal.SIGKILL)
+        os.kill(process.pid, signal.SIGKILL)  # at once: the third epoch (3,000 batches) has begun
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
@@ -184,7 +183,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path) -
     assert time.monotonic() - second < 5  # killed during the third epoch, not after it
     assert epochs_done(checkpoint.parent) == 2  # the last complete epoch, readable
 
-    data = np.random.default_rng(0).random((6000, 32), dtype=np.float32)
+    data = np.random.default_rng(0).random((12000, 32), dtype=np.float32)
     settings = {
         "latent_dim": 8,
         "hidden_dims": (64,),
