@@ -121,3 +121,15 @@ def test_float_images_with_a_linear_output_are_scaled_to_their_range() -> None:
     detector = AutoencoderOutlierDetector(**{**SETTINGS, "epochs": 1}).fit(images)
     assert detector.output_activation_ == "linear"
     assert np.isfinite(detector.outlier_score(images[:20])).all()
+
+
+def test_uint8_images_and_the_same_images_as_floats_get_the_same_score(data) -> None:
+    train, normal, _ = data
+    detector = AutoencoderOutlierDetector(**SETTINGS).fit(train)
+    as_floats = normal.astype(np.float32) / 255
+    np.testing.assert_allclose(
+        detector.outlier_score(as_floats), detector.outlier_score(normal), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        detector.outlier_score(normal.reshape(len(normal), -1)), detector.outlier_score(normal)
+    )

@@ -115,3 +115,32 @@ def test_another_process_trains_bit_identical_models() -> None:
     assert result.returncode == 0, result.stderr
     other = json.loads(result.stdout.strip().splitlines()[-1])
     assert other == {family: fingerprint(family) for family in FAMILIES}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_sample_scores_the_same_alone_or_in_a_batch(family: str) -> None:
+    data = family_data(family)
+    model = AutoencoderOutlierDetector(
+        **FAMILIES[family],
+        latent_dim=2,
+        epochs=1,
+        batch_size=16,
+        fpr=0.2,
+        verbose=0,
+        random_state=1,
+    ).fit(data)
+    together = model.score_samples(data[:5] if not hasattr(data, "iloc") else data.iloc[:5])
+    for i in range(5):
+        row = data[i : i + 1] if not hasattr(data, "iloc") else data.iloc[i : i + 1]
+        assert model.score_samples(row)[0] == together[i]
+
+
+def test_image_models_score_flat_rows_like_images() -> None:
+    images = bar_images(60, 0)
+    for arch in ("dense", "conv"):
+        model = AutoencoderOutlierDetector(
+            arch=arch, latent_dim=2, epochs=1, fpr=0.2, verbose=0, random_state=0
+        ).fit(images)
+        np.testing.assert_array_equal(
+            model.score_samples(images.reshape(60, -1)), model.score_samples(images)
+        )

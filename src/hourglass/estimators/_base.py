@@ -81,6 +81,8 @@ INFERENCE_BATCH_SIZE = 2048
 PROGRESS_MIN_BATCHES = 50
 #: The same for the convolutional and sequence families.
 SMALL_INFERENCE_BATCH_SIZE = 128
+#: Inference batches are padded to at least this many rows (see _map_batches).
+MIN_INFERENCE_ROWS = 8
 
 
 def _seed_from(random_state: Any) -> int:
@@ -549,6 +551,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"on samples of shape {self.input_shape_}. Pass samples of that shape, or flat "
                 f"rows of {self.n_features_in_} values."
             )
+        if sample_shape != self.input_shape_:  # flat rows, or a channel axis of size 1
+            values = values.reshape(values.shape[0], *self.input_shape_)
         # Values outside the training range are accepted here (unlike at fit): they
         # reconstruct badly, which is exactly what an outlier score should report.
         # Only binary cross-entropy is undefined for them; _errors checks that.
@@ -572,9 +576,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         progress = tqdm(total=n_batches, desc="scoring", unit="batch", disable=quiet, leave=False)
         with num_threads(self._threads()), torch.inference_mode(), progress:
             for start in range(0, values.shape[0], batch_size):
-                chunk = _as_tensor(values[start : start + batch_size])
-                batch = to_unit_float(chunk.to(self.device_))
-                outputs.append(fn(module, batch).cpu())
+                rows = values[start : start + batch_size]
+                n_rows = rows.shape[0]
+                if n_rows < MIN_INFERENCE_ROWS:
+                    # Matrix kernels for 1-3 rows round differently: pad with copies of
+                    # the last row, so a sample's score never depends on its batch.
+                    padding = np.repeat(rows[-1:], MIN_INFERENCE_ROWS - n_rows, axis=0)
+                    rows = np.concatenate([rows, padding])
+                batch = to_unit_float(_as_tensor(rows).to(self.device_))
+                outputs.append(fn(module, batch)[:n_rows].cpu())
                 progress.update(1)
         return outputs
 

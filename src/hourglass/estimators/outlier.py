@@ -334,6 +334,9 @@ verbose, random_state
 
     def _complexity(self, values: NDArray[Any]) -> NDArray[np.float64]:
         """Complexity features of prepared samples, as images scaled to [0, 1]."""
+        # As the model reads them: uint8 is divided by 255 (whatever it was trained on);
+        # floats are used as they are, in [0, 1] for a sigmoid output or uint8-trained
+        # model, else mapped from the training range to [0, 1].
         low, high = 0.0, 1.0
         if not self.scales_uint8_ and self.output_activation_ != "sigmoid":
             low, high = float(self.data_min_.min()), float(self.data_max_.max())
@@ -341,7 +344,7 @@ verbose, random_state
         for start in range(0, len(values), COMPLEXITY_CHUNK):
             chunk = values[start : start + COMPLEXITY_CHUNK].reshape(-1, *self.input_shape_)
             images = chunk.astype(np.float32)
-            if self.scales_uint8_:
+            if chunk.dtype == np.uint8:
                 images /= 255
             else:
                 images = (images - low) / max(high - low, float(np.finfo(np.float32).tiny))
