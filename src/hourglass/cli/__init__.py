@@ -23,17 +23,19 @@ from hourglass.cli import (
     demo,
     denoise,
     encode,
+    export,
     maps,
     neighbors,
     report,
     score,
+    serve,
     train,
 )
 from hourglass.exceptions import HourglassError
 
 __all__ = ["build_parser", "main"]
 
-_VERBS = (train, score, encode, cluster, neighbors, maps, report, denoise, demo)
+_VERBS = (train, score, encode, cluster, neighbors, maps, report, denoise, export, serve, demo)
 
 
 class _Parser(argparse.ArgumentParser):
