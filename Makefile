@@ -12,7 +12,7 @@ endif
 .PHONY: install test demo check lint format typecheck bench clean
 
 install:
-	$(PYTHON) -m pip install -c constraints.txt -e ".[dev,onnx,serve]"
+	$(PYTHON) -m pip install -c constraints.txt -e ".[dev,onnx,serve,dask]"
 	@mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt

@@ -63,6 +63,7 @@ __all__ = [
     "json_params",
     "read_model_dir",
     "short_repr",
+    "weights_digest",
     "write_model_dir",
 ]
 
@@ -327,6 +328,22 @@ def read_model_dir(path: str | os.PathLike[str]) -> ModelFile:
         tensors=tensors,
         library_version=str(config.get("library_version", "?")),
     )
+
+
+def weights_digest(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 digest of a model's weights, as its ``config.json`` records it.
+
+    Reads (and checks) only ``config.json``, not the weights: a cheap way to tell
+    whether two paths, or one path at two moments, hold the same model.
+
+    Raises
+    ------
+    ModelFileError
+        The directory or its config is missing or invalid.
+    ModelVersionError
+        The model was written in a newer format.
+    """
+    return str(_read_config(Path(path))["weights_sha256"])
 
 
 # ------------------------------------------------- checking what a file claims

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ __all__ = [
     "conformal_threshold",
     "contamination_threshold",
     "per_sample_error",
+    "top_columns",
 ]
 
 #: Names accepted wherever a reconstruction-error metric is chosen.
@@ -162,3 +164,35 @@ def conformal_p_values(scores: ArrayLike, calibration_scores: ArrayLike) -> NDAr
     at_least = calibration.shape[0] - np.searchsorted(calibration, values, side="left")
     p_values: NDArray[np.float64] = (1.0 + at_least) / (calibration.shape[0] + 1.0)
     return p_values
+
+
+def top_columns(contributions: ArrayLike, names: Sequence[str], k: int = 3) -> list[str]:
+    """Describe each row's ``k`` largest column contributions, largest first.
+
+    Parameters
+    ----------
+    contributions : array-like of shape (n_rows, n_columns)
+        Each column's contribution to each row's score, as
+        :meth:`~hourglass.AutoencoderOutlierDetector.explain` gives them (1 is
+        ordinary for that column; the larger, the more it makes the row abnormal).
+    names : sequence of str
+        The column names, in the order of ``contributions``' columns.
+    k : int, default=3
+        How many columns to name per row.
+
+    Returns
+    -------
+    list of str
+        One ``"name (x12.3); name (x4.0); ..."`` per row. Ties keep the column order.
+
+    Examples
+    --------
+    >>> top_columns([[1.0, 20.0, 3.0]], ["age", "income", "city"], k=2)
+    ['income (x20.0); city (x3.0)']
+    """
+    values = np.asarray(contributions, dtype=np.float64).reshape(-1, len(names))
+    out = []
+    for row in values:
+        best = np.argsort(-row, kind="stable")[:k]
+        out.append("; ".join(f"{names[j]} (x{row[j]:.1f})" for j in best))
+    return out

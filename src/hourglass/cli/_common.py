@@ -17,8 +17,10 @@ __all__ = [
     "add_data_arguments",
     "add_json_argument",
     "add_model_arguments",
+    "check_table_path",
     "print_json",
     "read_input",
+    "without_columns",
     "write_table",
 ]
 
@@ -58,26 +60,35 @@ def read_input(path: str, drop_columns: str = "") -> Any:
     """Read a data file for a model; drop the named columns of a table."""
     data = read_data(path)
     names = [name.strip() for name in drop_columns.split(",") if name.strip()]
-    if names:
-        if not isinstance(data, pd.DataFrame):
-            raise InvalidInputError(
-                f"--drop-columns applies to CSV and Parquet files; {path} holds an array."
-            )
-        missing = [name for name in names if name not in data.columns]
-        if missing:
-            raise InvalidInputError(
-                f"--drop-columns names {missing}, which {path} does not have; its columns are "
-                f"{list(map(str, data.columns))}."
-            )
-        data = data.drop(columns=names)
-    return data
+    return without_columns(data, names, path) if names else data
+
+
+def without_columns(data: Any, names: list[str], path: str) -> Any:
+    """``data`` (a pandas or Dask DataFrame read from ``path``) without the columns ``names``."""
+    if not hasattr(data, "columns"):
+        raise InvalidInputError(
+            f"--drop-columns applies to CSV and Parquet files; {path} holds an array."
+        )
+    missing = [name for name in names if name not in data.columns]
+    if missing:
+        raise InvalidInputError(
+            f"--drop-columns names {missing}, which {path} does not have; its columns are "
+            f"{list(map(str, data.columns))}."
+        )
+    return data.drop(columns=names)
+
+
+def check_table_path(path: str) -> str:
+    """The suffix of ``path``, a table file name (.csv or .parquet); raise for others."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise InvalidInputError(f"Cannot write {path}: use a .csv or .parquet file name.")
+    return suffix
 
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
     """Write ``frame`` to ``path`` (.csv or .parquet), atomically."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise InvalidInputError(f"Cannot write {path}: use a .csv or .parquet file name.")
+    suffix = check_table_path(path)
     with atomic_file(path) as tmp:
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)

@@ -12,13 +12,21 @@ from hourglass.cli._common import (
     add_data_arguments,
     add_json_argument,
     add_model_arguments,
+    check_table_path,
     print_json,
     read_input,
+    without_columns,
     write_table,
 )
+from hourglass.dask import DEFAULT_PARTITION_ROWS
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import InvalidInputError
-from hourglass.scoring import conformal_p_values, conformal_threshold, contamination_threshold
+from hourglass.scoring import (
+    conformal_p_values,
+    conformal_threshold,
+    contamination_threshold,
+    top_columns,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,12 +59,67 @@ def add_parser(subparsers: Any) -> None:
     )
     add_data_arguments(parser)
     add_json_argument(parser)
+    cluster = parser.add_argument_group(
+        'distributed scoring (needs the dask extra: pip install "hourglass[dask]")'
+    )
+    cluster.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help=(
+            "score on a Dask cluster: the address of a running scheduler (tcp://host:8786), or "
+            "local:N to start N local worker processes. MODEL_DIR and DATA (.npy, .csv, "
+            ".parquet) must be readable at the same paths by the workers; the table has the "
+            "same columns as without this option"
+        ),
+    )
+    cluster.add_argument(
+        "--dask-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the scheduler to answer (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--partition-rows",
+        type=_positive_int,
+        default=DEFAULT_PARTITION_ROWS,
+        metavar="N",
+        help="rows of DATA per Dask task (default: %(default)s)",
+    )
     parser.set_defaults(run=run)
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def _check_contamination(args: argparse.Namespace) -> None:
+    if not 0 < args.contamination < 1:
+        raise InvalidInputError(f"--contamination must be in (0, 1); got {args.contamination}.")
+
+
 def _threshold(
-    args: argparse.Namespace, detector: AutoencoderOutlierDetector, scores: np.ndarray[Any, Any]
+    args: argparse.Namespace,
+    detector: AutoencoderOutlierDetector,
+    scores: np.ndarray[Any, Any] | None,
 ) -> tuple[float, str]:
+    """The threshold and its description; ``scores`` (of DATA) are needed for --contamination."""
     if args.threshold is not None:
         if not np.isfinite(args.threshold):
             # errors > nan is never true: every sample would pass as normal.
@@ -71,8 +134,9 @@ def _threshold(
             )
         return conformal_threshold(detector.calibration_scores_, args.fpr), f"fpr={args.fpr}"
     if args.contamination is not None:
-        if not 0 < args.contamination < 1:
-            raise InvalidInputError(f"--contamination must be in (0, 1); got {args.contamination}.")
+        _check_contamination(args)
+        if scores is None:
+            raise TypeError("--contamination needs the scores of DATA.")  # a bug, not a user error
         value = contamination_threshold(scores, args.contamination)
         return value, f"contamination={args.contamination}"
     return float(detector.threshold_), f"the model's, {detector.threshold_method_} rule"
@@ -80,21 +144,14 @@ def _threshold(
 
 def _top_columns(contributions: pd.DataFrame, flags: np.ndarray[Any, Any], k: int = 3) -> list[str]:
     """For each flagged row, its ``k`` largest column contributions ("col (x12.3); ...")."""
-    values = contributions.to_numpy()
-    names = list(contributions.columns)
-    out = []
-    for row, flagged in zip(values, flags, strict=True):
-        if not flagged:
-            out.append("")
-            continue
-        best = np.argsort(-row, kind="stable")[:k]
-        out.append("; ".join(f"{names[j]} (x{row[j]:.1f})" for j in best))
-    return out
+    described = iter(top_columns(contributions.to_numpy()[flags], list(contributions.columns), k))
+    return [next(described) if flagged else "" for flagged in flags]
 
 
-def run(args: argparse.Namespace) -> int:
-    """Score, write the table, print a summary."""
-    detector = AutoencoderOutlierDetector.load(args.model, device=args.device)
+def _score_in_process(
+    args: argparse.Namespace, detector: AutoencoderOutlierDetector
+) -> tuple[pd.DataFrame, tuple[float, str]]:
+    """The scores table of DATA, computed here."""
     X = read_input(args.data, args.drop_columns)
     scores = detector.outlier_score(X)  # what thresholds and p-values are about
     corrected = detector.score_type_ == "complexity"
@@ -109,11 +166,65 @@ def run(args: argparse.Namespace) -> int:
     columns["is_outlier"] = flags.astype(np.int8)
     if detector.arch_ == "tabular":
         columns["top_columns"] = _top_columns(detector.explain(X), flags)
-    table = pd.DataFrame(columns)
+    return pd.DataFrame(columns), (threshold, method)
+
+
+def _score_on_dask(
+    args: argparse.Namespace,
+) -> tuple[AutoencoderOutlierDetector, pd.DataFrame, tuple[float, str]]:
+    """The scores table of DATA, computed on the Dask cluster at ``--dask-scheduler``."""
+    import hourglass.dask
+
+    hourglass.dask.require_dependencies()
+    # Before connecting (which may start a cluster): the model, the data and the threshold
+    # rule must be usable. The model lands in this process's cache, where
+    # hourglass.dask.score finds it.
+    detector = hourglass.dask.cached_model(args.model, device=args.device)
+    data = hourglass.dask.read_data(args.data, partition_rows=args.partition_rows)
+    names = [name.strip() for name in args.drop_columns.split(",") if name.strip()]
+    if names:
+        data = without_columns(data, names, args.data)
+    if args.contamination is not None:
+        _check_contamination(args)
+    else:
+        threshold, method = _threshold(args, detector, None)
+    with hourglass.dask.connect(args.dask_scheduler, timeout=args.dask_timeout):
+        if args.contamination is not None:  # the threshold needs every score: a first pass
+            first = hourglass.dask.score(
+                args.model, data, columns=["outlier_score"], device=args.device
+            )
+            scores = _as_numpy(first["outlier_score"].compute())
+            threshold, method = _threshold(args, detector, scores)
+        results = hourglass.dask.score(args.model, data, threshold=threshold, device=args.device)
+        if isinstance(results, dict):  # arrays: one result array per column, sharing tasks
+            import dask
+
+            table = pd.DataFrame(dask.compute(results)[0])
+        else:
+            table = results.compute().reset_index(drop=True)
+    table.insert(0, "index", np.arange(len(table)))
+    return detector, table, (threshold, method)
+
+
+def _as_numpy(values: Any) -> np.ndarray[Any, Any]:
+    return np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score, write the table, print a summary."""
+    check_table_path(args.output)  # before the work, not after
+    if args.dask_scheduler is None:
+        detector = AutoencoderOutlierDetector.load(args.model, device=args.device)
+        table, (threshold, method) = _score_in_process(args, detector)
+    else:
+        detector, table, (threshold, method) = _score_on_dask(args)
     write_table(table, args.output)
+    corrected = detector.score_type_ == "complexity"
+    scores = table["outlier_score" if corrected else "reconstruction_error"].to_numpy()
+    flags = table["is_outlier"].to_numpy() == 1
     if args.json:
         summary = {
-            "n_samples": int(errors.size),
+            "n_samples": int(scores.size),
             "score": f"{detector.metric_}, complexity-corrected" if corrected else detector.metric_,
             "threshold": float(threshold),
             "threshold_method": method,
