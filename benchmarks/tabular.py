@@ -8,7 +8,8 @@
 2. **ADBench dev sets** (``adbench-dev/*.npz``, numeric ``X`` and ``y``), ADBench's
    unsupervised protocol: stratified 70/30 split per seed, detectors fitted on
    the training part without labels, inputs min-max scaled on the training part,
-   AUROC on the test part, seeds 0–2, mean over seeds per data set.
+   AUROC on the test part, seeds 0–2, mean over seeds per data set (the protocol
+   lives in ``adbench_protocol.py``; ``adbench.py`` runs it against PyOD's detectors).
 
 Detectors: ``AutoencoderOutlierDetector()`` (dense, defaults), the same with
 ``arch="tabular"``, and scikit-learn's ``IsolationForest`` (defaults), all in
@@ -25,7 +26,6 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,9 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 
+from adbench_protocol import Scorer, data_sets, load_npz, split_and_scale
 from hourglass import AutoencoderOutlierDetector
-
-Scorer = Callable[[Any, Any, int], np.ndarray]  # (train, test, seed) -> anomaly scores
 
 
 def hourglass_scorer(arch: str, epochs: int) -> Scorer:
@@ -100,21 +98,15 @@ def adbench(data_dir: Path, seeds: list[int], epochs: int) -> None:
     }
     seconds = dict.fromkeys(detectors, 0.0)
     rows = []
-    for path in sorted((data_dir / "adbench-dev").glob("*.npz")):
-        with np.load(path) as archive:
-            X, y = archive["X"].astype(np.float32), archive["y"].astype(int)
+    for path in data_sets(data_dir / "adbench-dev"):
+        X, y = load_npz(path)
         row: dict[str, Any] = {"data": path.stem, "n": len(y), "d": X.shape[1]}
         for name, scorer in detectors.items():
             aurocs = []
             for seed in seeds:
-                train, test, _, y_test = train_test_split(
-                    X, y, test_size=0.3, stratify=y, random_state=seed
-                )
-                low, high = train.min(axis=0), train.max(axis=0)
-                span = np.where(high > low, high - low, 1.0)
-                train, test = (train - low) / span, (test - low) / span
+                split = split_and_scale(X, y, seed)
                 started = time.perf_counter()
-                aurocs.append(roc_auc_score(y_test, scorer(train, test, seed)))
+                aurocs.append(roc_auc_score(split.y_test, scorer(split.train, split.test, seed)))
                 seconds[name] += time.perf_counter() - started
             row[name] = statistics.mean(aurocs)
         rows.append(row)
