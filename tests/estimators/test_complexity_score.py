@@ -133,3 +133,12 @@ def test_uint8_images_and_the_same_images_as_floats_get_the_same_score(data) -> 
     np.testing.assert_allclose(
         detector.outlier_score(normal.reshape(len(normal), -1)), detector.outlier_score(normal)
     )
+
+
+@pytest.mark.parametrize("score_type", ["error", "complexity"])
+def test_errors_and_scores_are_the_error_and_the_score_from_one_pass(data, score_type) -> None:
+    train, normal, _ = data
+    detector = AutoencoderOutlierDetector(**SETTINGS, score_type=score_type).fit(train)
+    errors, scores = detector.errors_and_scores(normal)
+    np.testing.assert_array_equal(errors, detector.reconstruction_error(normal))
+    np.testing.assert_array_equal(scores, detector.outlier_score(normal))

@@ -153,9 +153,8 @@ def _score_in_process(
 ) -> tuple[pd.DataFrame, tuple[float, str]]:
     """The scores table of DATA, computed here."""
     X = read_input(args.data, args.drop_columns)
-    scores = detector.outlier_score(X)  # what thresholds and p-values are about
+    errors, scores = detector.errors_and_scores(X)  # scores: what thresholds are about
     corrected = detector.score_type_ == "complexity"
-    errors = detector.reconstruction_error(X) if corrected else scores
     threshold, method = _threshold(args, detector, scores)
     columns: dict[str, Any] = {"index": np.arange(errors.size), "reconstruction_error": errors}
     if corrected:

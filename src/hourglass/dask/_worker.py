@@ -173,12 +173,11 @@ def _results(
         for name in columns:
             results[name] = [] if name == "top_columns" else np.empty(0, COLUMN_DTYPES[name])
         return results
-    scores = detector.outlier_score(data)  # what thresholds and p-values are about
+    errors, scores = detector.errors_and_scores(data)  # scores: what thresholds are about
     flags = scores > threshold
     for name in columns:
         if name == "reconstruction_error":
-            corrected = detector.score_type_ == "complexity"
-            results[name] = detector.reconstruction_error(data) if corrected else scores
+            results[name] = errors
         elif name == "outlier_score":
             results[name] = scores
         elif name == "p_value":

@@ -351,11 +351,31 @@ verbose, random_state
             chunks.append(complexity_features(images))
         return np.concatenate(chunks) if chunks else np.empty((0, 2))
 
-    def _outlier_scores(self, values: NDArray[Any]) -> NDArray[np.float64]:
+    def _errors_and_scores(
+        self, values: NDArray[Any]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         errors = self._errors(values, self.metric)
         if self.score_type_ != "complexity":
-            return errors
-        return corrected_scores(errors, self._complexity(values), self.complexity_coef_)
+            return errors, errors
+        return errors, corrected_scores(errors, self._complexity(values), self.complexity_coef_)
+
+    def _outlier_scores(self, values: NDArray[Any]) -> NDArray[np.float64]:
+        return self._errors_and_scores(values)[1]
+
+    def errors_and_scores(self, X: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``reconstruction_error(X)`` and ``outlier_score(X)`` from one pass over ``X``.
+
+        Parameters
+        ----------
+        X : array-like
+            Data shaped like the training data.
+
+        Returns
+        -------
+        errors, scores : ndarray of shape (n_samples,)
+            The same array twice when ``score_type_ == "error"``.
+        """
+        return self._errors_and_scores(self._prepare_for_inference(X))
 
     def outlier_score(self, X: Any) -> NDArray[np.float64]:
         """The score that is thresholded: the higher, the more abnormal.

@@ -559,10 +559,8 @@ class ScoringModel:
         n = values.shape[0]
         detector = self.detector
         padded = _padded(values, MIN_SCORED_ROWS)
-        errors = detector._errors(padded, detector.metric_)[:n]
-        if self._corrected:
-            return detector._outlier_scores(padded)[:n], errors
-        return errors, errors
+        errors, scores = detector._errors_and_scores(padded)
+        return scores[:n], errors[:n]
 
     # ---------------------------------------------------------------- results
 
