@@ -61,6 +61,7 @@ __all__ = [
     "check_int",
     "check_real",
     "json_params",
+    "model_class_name",
     "read_model_dir",
     "short_repr",
     "weights_digest",
@@ -328,6 +329,19 @@ def read_model_dir(path: str | os.PathLike[str]) -> ModelFile:
         tensors=tensors,
         library_version=str(config.get("library_version", "?")),
     )
+
+
+def model_class_name(path: str | os.PathLike[str]) -> str:
+    """The estimator class a model directory holds, read (and checked) from ``config.json`` only.
+
+    Raises
+    ------
+    ModelFileError
+        The directory or its config is missing or invalid.
+    ModelVersionError
+        The model was written in a newer format.
+    """
+    return str(_read_config(Path(path))["class"])
 
 
 def weights_digest(path: str | os.PathLike[str]) -> str:

@@ -35,7 +35,7 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     from hourglass import persistence
     from hourglass.exceptions import ModelFileError
 
-    class_name = persistence.read_model_dir(path).class_name
+    class_name = persistence.model_class_name(path)  # the weights are read once, below
     if class_name not in _CLASSES:
         raise ModelFileError(
             f"{path} holds a model of class {class_name!r}, which this hourglass does not "
