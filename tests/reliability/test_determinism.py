@@ -41,18 +41,23 @@ def family_data(family: str) -> Any:
     return bar_images(120, 0)
 
 
-def fingerprint(family: str) -> dict[str, str]:
-    """SHA-256 of the weights and of the scores of a model trained with seed 0."""
-    data = family_data(family)
-    model = AutoencoderOutlierDetector(
+def fit_detector(family: str, data: Any, *, epochs: int, seed: int) -> AutoencoderOutlierDetector:
+    """A tiny detector of ``family`` trained on ``data``."""
+    return AutoencoderOutlierDetector(
         **FAMILIES[family],
         latent_dim=2,
-        epochs=2,
+        epochs=epochs,
         batch_size=16,
         fpr=0.2,
         verbose=0,
-        random_state=0,
+        random_state=seed,
     ).fit(data)
+
+
+def fingerprint(family: str) -> dict[str, str]:
+    """SHA-256 of the weights and of the scores of a model trained with seed 0."""
+    data = family_data(family)
+    model = fit_detector(family, data, epochs=2, seed=0)
     weights = hashlib.sha256()
     for name, tensor in sorted(model.module_.state_dict().items()):
         weights.update(name.encode())
@@ -79,15 +84,7 @@ def test_scores_do_not_change_between_calls_or_across_save_and_load(
     family: str, tmp_path: Path
 ) -> None:
     data = family_data(family)
-    model = AutoencoderOutlierDetector(
-        **FAMILIES[family],
-        latent_dim=2,
-        epochs=1,
-        batch_size=16,
-        fpr=0.2,
-        verbose=0,
-        random_state=1,
-    ).fit(data)
+    model = fit_detector(family, data, epochs=1, seed=1)
     first = model.score_samples(data)
     np.testing.assert_array_equal(model.score_samples(data), first)
     np.testing.assert_array_equal(model.predict(data), model.predict(data))
@@ -120,15 +117,7 @@ def test_another_process_trains_bit_identical_models() -> None:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_sample_scores_the_same_alone_or_in_a_batch(family: str) -> None:
     data = family_data(family)
-    model = AutoencoderOutlierDetector(
-        **FAMILIES[family],
-        latent_dim=2,
-        epochs=1,
-        batch_size=16,
-        fpr=0.2,
-        verbose=0,
-        random_state=1,
-    ).fit(data)
+    model = fit_detector(family, data, epochs=1, seed=1)
     together = model.score_samples(data[:5] if not hasattr(data, "iloc") else data.iloc[:5])
     for i in range(5):
         row = data[i : i + 1] if not hasattr(data, "iloc") else data.iloc[i : i + 1]
