@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -30,7 +30,16 @@ from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_sta
 from hourglass.exceptions import TrainingError
 from hourglass.threads import ThreadTuner, num_threads
 
-__all__ = ["FusedAdamW", "History", "Objective", "TrainingConfig", "evaluate", "train"]
+__all__ = [
+    "BatchSource",
+    "FusedAdamW",
+    "History",
+    "Objective",
+    "TensorSource",
+    "TrainingConfig",
+    "evaluate",
+    "train",
+]
 
 #: ``objective(module, inputs, targets) -> {"loss": scalar, other metrics...}``,
 #: every value a scalar tensor averaged over the batch. If ``"loss"`` does not
@@ -219,17 +228,100 @@ def _identity(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
 
-def _batches(n: int, batch_size: int) -> Iterator[slice]:
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))
+#: One batch as a source yields it: inputs, and targets or None where the targets
+#: are the inputs themselves (the autoencoder case; one tensor, not two copies).
+Batch = tuple[torch.Tensor, torch.Tensor | None]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Where :func:`train` and :func:`evaluate` get their batches from.
+
+    :class:`TensorSource` serves tensors held in memory; streaming sources
+    (:mod:`hourglass.data.stream`) read them from files chunk by chunk. Every
+    epoch yields full batches of ``batch_size`` samples but maybe the last.
+    """
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples an epoch goes through."""
+        ...
+
+    def epoch(
+        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
+    ) -> Iterator[Batch]:
+        """The batches of one pass, in a random order drawn from ``generator`` if ``shuffle``."""
+        ...
+
+    def head(self, n: int) -> Batch:
+        """The first ``n`` samples (fewer if there are fewer), for a trial step."""
+        ...
+
+
+class TensorSource:
+    """Batches gathered from tensors in memory, with a per-epoch permutation.
+
+    Parameters
+    ----------
+    inputs : torch.Tensor
+        The samples, first axis = samples.
+    targets : torch.Tensor, optional
+        What the model must output for each sample; None when it is ``inputs``.
+    """
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> None:
+        if targets is not None and targets.shape[0] != inputs.shape[0]:
+            raise ValueError("inputs and targets must hold as many samples.")
+        self.inputs, self.targets = inputs, targets
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples."""
+        return int(self.inputs.shape[0])
+
+    def to(self, device: torch.device) -> TensorSource:
+        """The same samples on ``device`` (one copy when targets are the inputs)."""
+        targets = None if self.targets is None else self.targets.to(device)
+        return TensorSource(self.inputs.to(device), targets)
+
+    def epoch(
+        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
+    ) -> Iterator[Batch]:
+        """Consecutive batches, of a random permutation of the samples if ``shuffle``."""
+        n = self.n_samples
+        order = torch.randperm(n, generator=generator) if shuffle else None
+        if order is not None:
+            order = order.to(self.inputs.device)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            if order is None:
+                x = self.inputs[start:stop]
+                y = None if self.targets is None else self.targets[start:stop]
+            else:
+                index = order[start:stop]
+                x = self.inputs.index_select(0, index)
+                y = None if self.targets is None else self.targets.index_select(0, index)
+            yield x, y
+
+    def head(self, n: int) -> Batch:
+        """The first ``n`` samples."""
+        return self.inputs[:n], None if self.targets is None else self.targets[:n]
+
+
+def _as_source(data: torch.Tensor | BatchSource, targets: torch.Tensor | None) -> BatchSource:
+    if isinstance(data, torch.Tensor):
+        return TensorSource(data, None if targets is data else targets)
+    if targets is not None:
+        raise ValueError("Pass targets with the source's batches, not separately.")
+    return data
 
 
 @torch.no_grad()
 def evaluate(
     module: nn.Module,
     objective: Objective,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
+    inputs: torch.Tensor | BatchSource,
+    targets: torch.Tensor | None = None,
     *,
     batch_size: int = 1024,
     device: torch.device | None = None,
@@ -238,19 +330,21 @@ def evaluate(
 ) -> dict[str, float]:
     """Average ``objective`` over a data set, in eval mode and without gradients.
 
-    Returns a dict with the same keys as the objective, each the mean over
-    samples (batches weighted by their size).
+    ``inputs`` is a tensor (with ``targets``, which default to the inputs) or a
+    :class:`BatchSource`. Returns a dict with the same keys as the objective,
+    each the mean over samples (batches weighted by their size).
     """
     device = device or next(module.parameters()).device
     prepare_batch = prepare_batch or _identity
     was_training = module.training
     module.eval()
     totals: dict[str, torch.Tensor] = {}
-    n = inputs.shape[0]
+    source = _as_source(inputs, targets)
+    n = source.n_samples
     try:
-        for batch in _batches(n, batch_size):
-            x = prepare_batch(inputs[batch].to(device, non_blocking=True))
-            y = prepare_batch(targets[batch].to(device, non_blocking=True))
+        for x_raw, y_raw in source.epoch(batch_size, shuffle=False, generator=None):
+            x = prepare_batch(x_raw.to(device, non_blocking=True))
+            y = x if y_raw is None else prepare_batch(y_raw.to(device, non_blocking=True))
             if corrupt_inputs is not None:
                 x = corrupt_inputs(x)
             values = objective(module, x, y)
@@ -298,9 +392,7 @@ def _gradients_thread_invariant(
 def _choose_threads(
     module: nn.Module,
     objective: Objective,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    same_target: bool,
+    source: BatchSource,
     config: TrainingConfig,
     device: torch.device,
     prepare_batch: Callable[[torch.Tensor], torch.Tensor],
@@ -309,9 +401,10 @@ def _choose_threads(
     if config.num_threads != "auto" or device.type != "cpu":
         return None
     tuner = ThreadTuner.for_this_machine()
-    if len(tuner.candidates) > 1 and inputs.shape[0] >= config.batch_size:
-        x = prepare_batch(inputs[: config.batch_size].to(device))
-        y = x if same_target else prepare_batch(targets[: config.batch_size].to(device))
+    if len(tuner.candidates) > 1 and source.n_samples >= config.batch_size:
+        x_raw, y_raw = source.head(config.batch_size)
+        x = prepare_batch(x_raw.to(device))
+        y = x if y_raw is None else prepare_batch(y_raw.to(device))
         if _gradients_thread_invariant(module, objective, x, y, tuner.candidates):
             return tuner
     torch.set_num_threads(1)  # reproducible, and never slowed down by busy cores
@@ -319,11 +412,11 @@ def _choose_threads(
 
 
 def _batch_weighted_means(
-    records: list[dict[str, torch.Tensor]], n: int, batch_size: int
+    records: list[dict[str, torch.Tensor]], batch_sizes: list[int]
 ) -> dict[str, float]:
-    """Per-sample means of per-batch means (every batch is full but maybe the last)."""
-    sizes = torch.full((len(records),), float(batch_size), dtype=torch.float64)
-    sizes[-1] = n - batch_size * (len(records) - 1)
+    """Per-sample means of per-batch means."""
+    sizes = torch.tensor(batch_sizes, dtype=torch.float64)
+    n = sum(batch_sizes)
     return {
         key: float(torch.stack([r[key] for r in records]).double().cpu() @ sizes) / n
         for key in records[0]
@@ -344,10 +437,10 @@ def _check_finite(values: dict[str, float], epoch: int) -> None:
 def train(
     module: nn.Module,
     objective: Objective,
-    inputs: torch.Tensor,
+    inputs: torch.Tensor | BatchSource,
     targets: torch.Tensor | None = None,
     *,
-    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | BatchSource | None = None,
     config: TrainingConfig = TrainingConfig(),
     generator: torch.Generator | None = None,
     device: torch.device | None = None,
@@ -366,10 +459,11 @@ def train(
         ``objective(module, inputs, targets)`` returning a dict of scalar
         tensors; ``"loss"`` is minimised, every entry is recorded in the history
         (validation entries prefixed with ``val_``).
-    inputs, targets : torch.Tensor
+    inputs, targets : torch.Tensor, or a BatchSource
         Training data on the CPU, first axis = samples. ``targets`` defaults to
-        ``inputs`` (the autoencoder case).
-    validation : (inputs, targets), optional
+        ``inputs`` (the autoencoder case). A :class:`BatchSource` (e.g. a file
+        read in chunks) brings its own targets.
+    validation : (inputs, targets) or BatchSource, optional
         Held-out data evaluated after every epoch.
     config : TrainingConfig
         Epochs, batch size, optimiser and early-stopping settings.
@@ -406,20 +500,23 @@ def train(
     TrainingError
         If the training loss stops being finite.
     """
-    targets = inputs if targets is None else targets
     device = device or next(module.parameters()).device
     prepare_batch = prepare_batch or _identity
-    n = inputs.shape[0]
+    source = _as_source(inputs, targets)
+    n = source.n_samples
     if n == 0:
         raise TrainingError("Cannot train on an empty data set.")
     n_batches = math.ceil(n / config.batch_size)
-    # Decided before any copy to the device: two .to() calls would give two tensors.
-    same_target = targets is inputs
     # Keep the whole data set on an accelerator when it is small enough, to avoid
     # one host-to-device copy per batch.
-    if device.type != "cpu" and inputs.numel() * inputs.element_size() < 2**30:
-        inputs = inputs.to(device)
-        targets = inputs if same_target else targets.to(device)
+    if (
+        device.type != "cpu"
+        and isinstance(source, TensorSource)
+        and source.inputs.numel() * source.inputs.element_size() < 2**30
+    ):
+        source = source.to(device)
+    if isinstance(validation, tuple):
+        validation = _as_source(*validation)
     optimizer = _make_optimizer(module, config)
     history = History()
     monitor = "val_loss" if validation is not None else "loss"
@@ -457,36 +554,27 @@ def train(
     try:
         # The check runs the objective, which may draw random numbers: put them back.
         states = {name: g.get_state() for name, g in generators.items()}
-        tuner = _choose_threads(
-            module, objective, inputs, targets, same_target, config, device, prepare_batch
-        )
+        tuner = _choose_threads(module, objective, source, config, device, prepare_batch)
         for name, state in states.items():
             generators[name].set_state(state)
         for epoch in range(first_epoch, config.epochs):
             module.train()
             started = time.perf_counter()
-            order = torch.randperm(n, generator=generator) if config.shuffle else None
-            if order is not None:
-                order = order.to(inputs.device)
             records: list[dict[str, torch.Tensor]] = []  # per-batch values, summed at the end
+            batch_sizes: list[int] = []
             block_started, block_batches = time.perf_counter(), 0
             if tuner is not None:
                 tuner.start_block()
-            for start in range(0, n, config.batch_size):
-                stop = min(start + config.batch_size, n)
-                if tuner is not None and stop - start < config.batch_size:
+            batches = source.epoch(config.batch_size, shuffle=config.shuffle, generator=generator)
+            for x_raw, y_raw in batches:
+                if tuner is not None and x_raw.shape[0] < config.batch_size:
                     # A short last batch has other shapes, for which the thread count
                     # was not checked: run it with a fixed count, so results stay
                     # reproducible.
                     torch.set_num_threads(tuner.candidates[0])
-                if order is None:
-                    x, y = inputs[start:stop], targets[start:stop]
-                else:
-                    index = order[start:stop]
-                    x = inputs.index_select(0, index)
-                    y = x if same_target else targets.index_select(0, index)
-                x = prepare_batch(x.to(device, non_blocking=True))
-                y = x if same_target else prepare_batch(y.to(device, non_blocking=True))
+                x = prepare_batch(x_raw.to(device, non_blocking=True))
+                y = x if y_raw is None else prepare_batch(y_raw.to(device, non_blocking=True))
+                batch_sizes.append(int(x.shape[0]))
                 if corrupt_inputs is not None:
                     x = corrupt_inputs(x)  # the target y stays clean
                 values = objective(module, x, y)
@@ -503,7 +591,7 @@ def train(
                     tuner.end_block(now - block_started, block_batches)
                     tuner.start_block()
                     block_started, block_batches = now, 0
-            epoch_values = _batch_weighted_means(records, n, config.batch_size)
+            epoch_values = _batch_weighted_means(records, batch_sizes)
             epoch_values["epoch_time"] = time.perf_counter() - started
             _check_finite(epoch_values, epoch)
             if validation is not None:
@@ -511,8 +599,7 @@ def train(
                     val = evaluate(
                         module,
                         objective,
-                        validation[0],
-                        validation[1],
+                        validation,
                         batch_size=config.eval_batch_size,
                         device=device,
                         prepare_batch=prepare_batch,
