@@ -253,6 +253,21 @@ def detectors(pyod_threads: int) -> dict[str, Detector]:
             'arch="tabular", hidden_dims=(128,), epochs=30',
         ),
         Detector(
+            "cand-tabular-untrimmed",
+            "candidate",
+            hourglass(arch="tabular", trim=0.0),
+            'arch="tabular", trim=0 (every training row in the loss: the default before trim)',
+        ),
+        *(
+            Detector(
+                f"cand-tabular-trim{round(100 * trim)}",
+                "candidate",
+                hourglass(arch="tabular", trim=trim),
+                f'arch="tabular", trim={trim}',
+            )
+            for trim in (0.05, 0.1, 0.3)
+        ),
+        Detector(
             f"cand-tabular-x{ENSEMBLE_MEMBERS}",
             "candidate",
             hourglass_ensemble(ENSEMBLE_MEMBERS, **tabular),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from hourglass import distributed
 from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_state
 from hourglass.exceptions import TrainingError
 from hourglass.threads import ThreadTuner, num_threads
@@ -334,26 +335,75 @@ def evaluate(
     :class:`BatchSource`. Returns a dict with the same keys as the objective,
     each the mean over samples (batches weighted by their size).
     """
-    device = device or next(module.parameters()).device
-    prepare_batch = prepare_batch or _identity
+    source = _as_source(inputs, targets)
+    batches = source.epoch(batch_size, shuffle=False, generator=None)
+    totals, _ = _evaluation_sums(
+        module,
+        objective,
+        ((x, y, int(x.shape[0])) for x, y in batches),
+        device=device or next(module.parameters()).device,
+        prepare_batch=prepare_batch or _identity,
+        corrupt_inputs=corrupt_inputs,
+    )
+    return {key: float(total) / source.n_samples for key, total in totals.items()}
+
+
+@torch.no_grad()
+def _evaluation_sums(
+    module: nn.Module,
+    objective: Objective,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None, int]],
+    *,
+    device: torch.device,
+    prepare_batch: Callable[[torch.Tensor], torch.Tensor],
+    corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Sums over samples of the objective's values, and the number of samples.
+
+    ``batches`` holds ``(inputs, targets or None, number of samples counted)``:
+    a data-parallel share may hold a padding row that counts for 0.
+    """
     was_training = module.training
     module.eval()
     totals: dict[str, torch.Tensor] = {}
-    source = _as_source(inputs, targets)
-    n = source.n_samples
+    n = 0
     try:
-        for x_raw, y_raw in source.epoch(batch_size, shuffle=False, generator=None):
+        for x_raw, y_raw, size in batches:
+            n += size
             x = prepare_batch(x_raw.to(device, non_blocking=True))
             y = x if y_raw is None else prepare_batch(y_raw.to(device, non_blocking=True))
             if corrupt_inputs is not None:
                 x = corrupt_inputs(x)
             values = objective(module, x, y)
-            size = x.shape[0]
             for key, value in values.items():
                 totals[key] = totals.get(key, 0) + value.detach() * size
     finally:
         module.train(was_training)
-    return {key: float(total) / n for key, total in totals.items()}
+    return totals, n
+
+
+def _evaluate_data_parallel(
+    parallel: distributed.DataParallel,
+    module: nn.Module,
+    objective: Objective,
+    source: BatchSource,
+    *,
+    batch_size: int,
+    device: torch.device,
+    prepare_batch: Callable[[torch.Tensor], torch.Tensor],
+    corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> dict[str, float]:
+    """:func:`evaluate`, each process on its share of every batch, averaged over all."""
+    shares = parallel.shares(source, batch_size, shuffle=False, generator=None)
+    totals, n = _evaluation_sums(
+        module,
+        objective,
+        ((x, y, count) for x, y, count, _ in shares),
+        device=device,
+        prepare_batch=prepare_batch,
+        corrupt_inputs=corrupt_inputs,
+    )
+    return parallel.mean(totals, n)
 
 
 def _gradients_thread_invariant(
@@ -411,15 +461,23 @@ def _choose_threads(
     return None
 
 
+def _batch_weighted_sums(
+    records: list[dict[str, torch.Tensor]], batch_sizes: list[int]
+) -> dict[str, torch.Tensor]:
+    """Per-sample sums of per-batch means."""
+    sizes = torch.tensor(batch_sizes, dtype=torch.float64)
+    return {
+        key: torch.stack([r[key] for r in records]).double().cpu() @ sizes for key in records[0]
+    }
+
+
 def _batch_weighted_means(
     records: list[dict[str, torch.Tensor]], batch_sizes: list[int]
 ) -> dict[str, float]:
     """Per-sample means of per-batch means."""
-    sizes = torch.tensor(batch_sizes, dtype=torch.float64)
     n = sum(batch_sizes)
     return {
-        key: float(torch.stack([r[key] for r in records]).double().cpu() @ sizes) / n
-        for key in records[0]
+        key: float(total) / n for key, total in _batch_weighted_sums(records, batch_sizes).items()
     }
 
 
@@ -499,6 +557,21 @@ def train(
     ------
     TrainingError
         If the training loss stops being finite.
+    InvalidInputError
+        In data-parallel training, if ``config.batch_size`` is not a multiple of
+        the number of processes, or the processes disagree on the data's size.
+
+    Notes
+    -----
+    While a ``torch.distributed`` process group of several processes is
+    initialised, training is data-parallel (see :mod:`hourglass.distributed`):
+    every process passes the same data and a generator seeded alike; each
+    trains on its share of every batch through ``DistributedDataParallel``, with
+    ``config.batch_size`` the global batch; the history (training and validation
+    values averaged over all processes) and early stopping agree everywhere, and
+    only rank 0 writes checkpoints. Objectives must leave the gradients to
+    autograd there (no fused step), and the CPU thread count is the machine's
+    cores shared out between its processes.
     """
     device = device or next(module.parameters()).device
     prepare_batch = prepare_batch or _identity
@@ -531,7 +604,7 @@ def train(
     if resumed is not None:
         module.load_state_dict(resumed.module)
         _load_optimizer_tensors(optimizer, resumed.optimizer)
-        for name, state in resumed.generators.items():
+        for name, state in distributed.own_generator_states(resumed.generators).items():
             if name in generators:
                 generators[name].set_state(state)
         history.metrics = resumed.history
@@ -541,12 +614,25 @@ def train(
         best_state = resumed.best_module
         epochs_without_improvement = resumed.epochs_without_improvement
         first_epoch = config.epochs if resumed.stopped_early else resumed.epochs_done
+    parallel = None
+    if distributed.world_size() > 1:
+        distributed.check_batch_size(config.batch_size)
+        distributed.check_same_on_every_rank(
+            "the number of samples, the settings or the checkpoint",
+            {
+                "samples": n,
+                "validation samples": None if validation is None else validation.n_samples,
+                "config": config,
+                "first epoch": first_epoch,
+            },
+        )
+        parallel = distributed.DataParallel(module, objective, device)
 
     progress = tqdm(
         total=max(0, config.epochs - first_epoch) * n_batches,
         desc=config.progress_description,
         unit="batch",
-        disable=config.verbose <= 0,
+        disable=config.verbose <= 0 or not distributed.is_main_process(),
         mininterval=0.5,
         leave=True,
     )
@@ -554,7 +640,12 @@ def train(
     try:
         # The check runs the objective, which may draw random numbers: put them back.
         states = {name: g.get_state() for name, g in generators.items()}
-        tuner = _choose_threads(module, objective, source, config, device, prepare_batch)
+        if parallel is None:
+            tuner = _choose_threads(module, objective, source, config, device, prepare_batch)
+        else:  # processes share the cores; measuring would only tell how busy the others are
+            tuner = None
+            if config.num_threads == "auto" and device.type == "cpu":
+                torch.set_num_threads(distributed.threads_per_process())
         for name, state in states.items():
             generators[name].set_state(state)
         for epoch in range(first_epoch, config.epochs):
@@ -565,8 +656,20 @@ def train(
             block_started, block_batches = time.perf_counter(), 0
             if tuner is not None:
                 tuner.start_block()
-            batches = source.epoch(config.batch_size, shuffle=config.shuffle, generator=generator)
-            for x_raw, y_raw in batches:
+            # (inputs, targets, samples counted, samples in the whole batch)
+            shares = (
+                (
+                    (x, y, int(x.shape[0]), int(x.shape[0]))
+                    for x, y in source.epoch(
+                        config.batch_size, shuffle=config.shuffle, generator=generator
+                    )
+                )
+                if parallel is None
+                else parallel.shares(
+                    source, config.batch_size, shuffle=config.shuffle, generator=generator
+                )
+            )
+            for x_raw, y_raw, count, total in shares:
                 if tuner is not None and x_raw.shape[0] < config.batch_size:
                     # A short last batch has other shapes, for which the thread count
                     # was not checked: run it with a fixed count, so results stay
@@ -574,13 +677,17 @@ def train(
                     torch.set_num_threads(tuner.candidates[0])
                 x = prepare_batch(x_raw.to(device, non_blocking=True))
                 y = x if y_raw is None else prepare_batch(y_raw.to(device, non_blocking=True))
-                batch_sizes.append(int(x.shape[0]))
+                batch_sizes.append(count)
                 if corrupt_inputs is not None:
                     x = corrupt_inputs(x)  # the target y stays clean
-                values = objective(module, x, y)
-                if values["loss"].requires_grad:
+                if parallel is None:
+                    values = objective(module, x, y)
+                    loss = values["loss"]
+                else:  # through DDP, which averages the gradients over the processes
+                    values, loss = parallel.forward(x, y, count, total)
+                if loss.requires_grad:
                     optimizer.zero_grad(set_to_none=True)
-                    values["loss"].backward()  # type: ignore[no-untyped-call]
+                    loss.backward()  # type: ignore[no-untyped-call]
                 # else: the objective wrote the gradients itself (a fused step)
                 optimizer.step()
                 records.append({key: value.detach() for key, value in values.items()})
@@ -591,10 +698,26 @@ def train(
                     tuner.end_block(now - block_started, block_batches)
                     tuner.start_block()
                     block_started, block_batches = now, 0
-            epoch_values = _batch_weighted_means(records, batch_sizes)
+            if parallel is None:
+                epoch_values = _batch_weighted_means(records, batch_sizes)
+            else:  # over all processes' samples, so that every process records the same
+                sums = _batch_weighted_sums(records, batch_sizes)
+                epoch_values = parallel.mean(sums, sum(batch_sizes))
             epoch_values["epoch_time"] = time.perf_counter() - started
             _check_finite(epoch_values, epoch)
-            if validation is not None:
+            val: dict[str, float] = {}
+            if validation is not None and parallel is not None:
+                val = _evaluate_data_parallel(
+                    parallel,
+                    module,
+                    objective,
+                    validation,
+                    batch_size=config.eval_batch_size,
+                    device=device,
+                    prepare_batch=prepare_batch,
+                    corrupt_inputs=corrupt_inputs,
+                )
+            elif validation is not None:
                 with num_threads(threads_before):
                     val = evaluate(
                         module,
@@ -605,7 +728,7 @@ def train(
                         prepare_batch=prepare_batch,
                         corrupt_inputs=corrupt_inputs,
                     )
-                epoch_values.update({f"val_{key}": value for key, value in val.items()})
+            epoch_values.update({f"val_{key}": value for key, value in val.items()})
             history.append(epoch_values)
             progress.set_postfix(
                 {k: f"{v:.4g}" for k, v in epoch_values.items() if k in ("loss", "val_loss")},
@@ -623,21 +746,26 @@ def train(
                     epochs_without_improvement += 1
                     history.stopped_early = epochs_without_improvement >= config.patience
             if checkpoint is not None:
-                save_state(
-                    checkpoint,
-                    TrainingState(
-                        epochs_done=epoch + 1,
-                        module=module.state_dict(),
-                        optimizer=_optimizer_tensors(optimizer),
-                        generators={name: g.get_state() for name, g in generators.items()},
-                        history=history.metrics,
-                        best_epoch=history.best_epoch,
-                        best_value=best_value,
-                        epochs_without_improvement=epochs_without_improvement,
-                        best_module=best_state,
-                        stopped_early=history.stopped_early,
-                    ),
+                # Every process's random streams (they differ between processes); rank 0 writes.
+                generator_states = distributed.gather_generator_states(
+                    {name: g.get_state() for name, g in generators.items()}
                 )
+                if distributed.is_main_process():
+                    save_state(
+                        checkpoint,
+                        TrainingState(
+                            epochs_done=epoch + 1,
+                            module=module.state_dict(),
+                            optimizer=_optimizer_tensors(optimizer),
+                            generators=generator_states,
+                            history=history.metrics,
+                            best_epoch=history.best_epoch,
+                            best_value=best_value,
+                            epochs_without_improvement=epochs_without_improvement,
+                            best_module=best_state,
+                            stopped_early=history.stopped_early,
+                        ),
+                    )
             if history.stopped_early:
                 break
     finally:

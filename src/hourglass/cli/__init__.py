@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version and usage errors
         return int(exit_.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for verbs that relaunch themselves
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.verb)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,18 @@ import pandas as pd
 
 from hourglass._atomic import atomic_file
 from hourglass.data.files import read_data
+from hourglass.data.stream import STREAM_FORMATS, Stream
 from hourglass.exceptions import InvalidInputError
 
 __all__ = [
+    "TableWriter",
     "add_data_arguments",
     "add_json_argument",
     "add_model_arguments",
     "check_table_path",
     "print_json",
     "read_input",
+    "read_table",
     "without_columns",
     "write_table",
 ]
@@ -46,20 +50,52 @@ def print_json(summary: dict[str, Any], table: pd.DataFrame) -> None:
     print(json.dumps({**summary, "results": records}))
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every verb that reads a data file accepts."""
+def add_data_arguments(parser: argparse.ArgumentParser, *, streaming: bool = False) -> None:
+    """The options every verb that reads a data file accepts (``--stream`` where it can)."""
     parser.add_argument(
         "--drop-columns",
         metavar="COLS",
         default="",
         help="comma-separated columns to ignore in CSV/Parquet data (e.g. an id or a label)",
     )
+    if not streaming:
+        parser.set_defaults(stream="never")  # the verb needs every sample in memory
+        return
+    parser.add_argument(
+        "--stream",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help=(
+            "read DATA in pieces instead of whole: 'auto' (default) streams directories and "
+            f".npy/.parquet/.csv files over {STREAM_THRESHOLD_BYTES // 2**20} MiB "
+            "($HOURGLASS_STREAM_BYTES overrides)"
+        ),
+    )
 
 
-def read_input(path: str, drop_columns: str = "") -> Any:
-    """Read a data file for a model; drop the named columns of a table."""
-    data = read_data(path)
+#: Files larger than this are read in pieces (``--stream auto``).
+STREAM_THRESHOLD_BYTES = 1024 * 2**20
+
+
+def _streams(path: Path, mode: str) -> bool:
+    """Whether ``--stream mode`` reads ``path`` as a stream."""
+    if mode != "auto":
+        return mode == "always"
+    if path.is_dir():
+        return True
+    if path.suffix.lower() not in STREAM_FORMATS or not path.is_file():
+        return False
+    threshold = os.environ.get("HOURGLASS_STREAM_BYTES", "")
+    limit = int(threshold) if threshold.strip().isdigit() else STREAM_THRESHOLD_BYTES
+    return path.stat().st_size > limit
+
+
+def read_input(path: str, drop_columns: str = "", stream: str = "auto") -> Any:
+    """Read a data file for a model (whole, or as a :class:`Stream`); drop the named columns."""
     names = [name.strip() for name in drop_columns.split(",") if name.strip()]
+    if _streams(Path(path), stream):
+        return Stream.open(path, drop_columns=names)
+    data = read_data(path)
     return without_columns(data, names, path) if names else data
 
 
@@ -94,6 +130,49 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
+
+
+class TableWriter:
+    """Write a table to ``path`` (.csv or .parquet) in parts, atomically.
+
+    Use as a context manager; :meth:`write` appends rows. The file appears,
+    complete, when the block ends without an error, and not at all otherwise.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.suffix = check_table_path(path)
+        self.n_rows = 0
+        self._parquet: Any = None
+
+    def __enter__(self) -> TableWriter:
+        self._atomic = atomic_file(self.path)
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append the rows of ``frame`` (every part has the same columns)."""
+        if self.suffix == ".csv":
+            frame.to_csv(self._tmp, index=False, mode="a", header=self.n_rows == 0)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._tmp, table.schema)
+            self._parquet.write_table(table)
+        self.n_rows += len(frame)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self._atomic.__exit__(*exc_info)
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """A table written by :func:`write_table` or :class:`TableWriter`."""
+    return pd.read_csv(path) if check_table_path(path) == ".csv" else pd.read_parquet(path)
 
 
 def write_array(array: np.ndarray[Any, Any], path: str) -> None:

@@ -59,7 +59,7 @@ def add_parser(subparsers: Any) -> None:
         help="cluster of each sample (.csv or .parquet)",
     )
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
-    add_data_arguments(parser)
+    add_data_arguments(parser, streaming=True)
     add_json_argument(parser)
     parser.set_defaults(run=run)
 
@@ -67,7 +67,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Cluster, write, summarise."""
     model = load(args.model, device=args.device)
-    data = read_input(args.data, args.drop_columns)
+    data = read_input(args.data, args.drop_columns, args.stream)
     clusterer = AutoencoderClusterer(
         n_clusters=args.n_clusters,
         method=args.method,

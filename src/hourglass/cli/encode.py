@@ -25,14 +25,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="codes file: .npy (float32 array), .csv or .parquet",
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, streaming=True)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Encode and write."""
     model = load(args.model, device=args.device)
-    codes = model.transform(read_input(args.data, args.drop_columns))
+    codes = model.transform(read_input(args.data, args.drop_columns, args.stream))
     write_array(codes, args.output)
     print(f"Wrote {codes.shape[0]:,} codes of dimension {codes.shape[1]} to {args.output}")
     return 0

@@ -9,16 +9,19 @@ import numpy as np
 import pandas as pd
 
 from hourglass.cli._common import (
+    TableWriter,
     add_data_arguments,
     add_json_argument,
     add_model_arguments,
     check_table_path,
     print_json,
     read_input,
+    read_table,
     without_columns,
     write_table,
 )
 from hourglass.dask import DEFAULT_PARTITION_ROWS
+from hourglass.data.stream import Stream
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import InvalidInputError
 from hourglass.scoring import (
@@ -57,7 +60,7 @@ def add_parser(subparsers: Any) -> None:
     rule.add_argument(
         "--contamination", type=float, help="flag this fraction of DATA with the largest errors"
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, streaming=True)
     add_json_argument(parser)
     cluster = parser.add_argument_group(
         'distributed scoring (needs the dask extra: pip install "hourglass[dask]")'
@@ -148,16 +151,21 @@ def _top_columns(contributions: pd.DataFrame, flags: np.ndarray[Any, Any], k: in
     return [next(described) if flagged else "" for flagged in flags]
 
 
-def _score_in_process(
-    args: argparse.Namespace, detector: AutoencoderOutlierDetector
-) -> tuple[pd.DataFrame, tuple[float, str]]:
-    """The scores table of DATA, computed here."""
-    X = read_input(args.data, args.drop_columns)
-    errors, scores = detector.errors_and_scores(X)  # scores: what thresholds are about
-    corrected = detector.score_type_ == "complexity"
-    threshold, method = _threshold(args, detector, scores)
-    columns: dict[str, Any] = {"index": np.arange(errors.size), "reconstruction_error": errors}
-    if corrected:
+def _score_rows(
+    detector: AutoencoderOutlierDetector,
+    X: Any,
+    threshold: float,
+    first_index: int = 0,
+    errors_and_scores: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None,
+) -> pd.DataFrame:
+    """The scores table of the samples ``X`` (numbered from ``first_index``)."""
+    # scores: what thresholds are about (the errors, or complexity-corrected ones)
+    errors, scores = errors_and_scores or detector.errors_and_scores(X)
+    columns: dict[str, Any] = {
+        "index": np.arange(first_index, first_index + errors.size),
+        "reconstruction_error": errors,
+    }
+    if detector.score_type_ == "complexity":
         columns["outlier_score"] = scores
     if detector.n_calibration_ > 0:
         columns["p_value"] = conformal_p_values(scores, detector.calibration_scores_)
@@ -165,7 +173,39 @@ def _score_in_process(
     columns["is_outlier"] = flags.astype(np.int8)
     if detector.arch_ == "tabular":
         columns["top_columns"] = _top_columns(detector.explain(X), flags)
-    return pd.DataFrame(columns), (threshold, method)
+    return pd.DataFrame(columns)
+
+
+def _score_in_process(
+    args: argparse.Namespace, detector: AutoencoderOutlierDetector, X: Any
+) -> tuple[pd.DataFrame, tuple[float, str]]:
+    """The scores table of DATA (in memory), computed here."""
+    errors, scores = detector.errors_and_scores(X)
+    threshold, method = _threshold(args, detector, scores)
+    return _score_rows(detector, X, threshold, 0, (errors, scores)), (threshold, method)
+
+
+def _score_stream(
+    args: argparse.Namespace, detector: AutoencoderOutlierDetector, stream: Stream
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], tuple[float, str]]:
+    """Score DATA piece by piece, writing the table as it goes; return scores and flags."""
+    scores = detector.outlier_score(stream) if args.contamination is not None else None
+    threshold, method = _threshold(args, detector, scores)
+    all_scores: list[np.ndarray[Any, Any]] = []
+    all_flags: list[np.ndarray[Any, Any]] = []
+    score_column = "outlier_score" if detector.score_type_ == "complexity" else None
+    as_frame = stream.is_table and (
+        hasattr(detector, "feature_names_in_") or detector.arch_ == "tabular"
+    )
+    with TableWriter(args.output) as writer:
+        for piece in stream.pieces(as_frame=as_frame):
+            table = _score_rows(detector, piece, threshold, first_index=writer.n_rows)
+            writer.write(table)
+            all_scores.append(table[score_column or "reconstruction_error"].to_numpy())
+            all_flags.append(table["is_outlier"].to_numpy() == 1)
+    if not all_scores:
+        raise InvalidInputError(f"{args.data} holds no rows to score.")
+    return np.concatenate(all_scores), np.concatenate(all_flags), (threshold, method)
 
 
 def _score_on_dask(
@@ -212,15 +252,24 @@ def _as_numpy(values: Any) -> np.ndarray[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     """Score, write the table, print a summary."""
     check_table_path(args.output)  # before the work, not after
+    table: pd.DataFrame | None = None
     if args.dask_scheduler is None:
         detector = AutoencoderOutlierDetector.load(args.model, device=args.device)
-        table, (threshold, method) = _score_in_process(args, detector)
+        X = read_input(args.data, args.drop_columns, args.stream)
+        if isinstance(X, Stream):
+            scores, flags, (threshold, method) = _score_stream(args, detector, X)
+        else:
+            table, (threshold, method) = _score_in_process(args, detector, X)
     else:
         detector, table, (threshold, method) = _score_on_dask(args)
-    write_table(table, args.output)
+    if table is not None:
+        write_table(table, args.output)
+        score_column = (
+            "outlier_score" if detector.score_type_ == "complexity" else "reconstruction_error"
+        )
+        scores = table[score_column].to_numpy()
+        flags = table["is_outlier"].to_numpy() == 1
     corrected = detector.score_type_ == "complexity"
-    scores = table["outlier_score" if corrected else "reconstruction_error"].to_numpy()
-    flags = table["is_outlier"].to_numpy() == 1
     if args.json:
         summary = {
             "n_samples": int(scores.size),
@@ -230,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
             "n_outliers": int(flags.sum()),
             "output": args.output,
         }
-        print_json(summary, table)
+        print_json(summary, read_table(args.output) if table is None else table)
         return 0
     worst = np.argsort(-scores, kind="stable")[:5]
     name = f"{detector.metric_}, complexity-corrected" if corrected else detector.metric_

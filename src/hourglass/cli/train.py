@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from hourglass import distributed
 from hourglass.cli._common import add_data_arguments, read_input
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import InvalidInputError
@@ -69,6 +70,15 @@ def add_parser(subparsers: Any) -> None:
         help="images: weight of a term making codes ignore small shifts and rotations, for "
         "clustering by content (default: 0, off; try 1)",
     )
+    model.add_argument(
+        "--trim",
+        type=_trim,
+        default="auto",
+        metavar="FRACTION|auto",
+        help="tabular: fraction of each training batch's rows with the highest loss left out of "
+        "the loss, so that outliers in the training data do not shape the model (default: "
+        "auto = 0.2 for tabular models, 0 otherwise)",
+    )
     model.add_argument("--latent-dim", type=int, default=64, help="code size (default: 64)")
     model.add_argument(
         "--hidden-dims",
@@ -117,6 +127,15 @@ def add_parser(subparsers: Any) -> None:
     )
     fitting.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     fitting.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train data-parallel in N processes on this machine (torchrun --standalone "
+        "--nproc-per-node N -m hourglass train ...; --batch-size is the global batch, a "
+        "multiple of N). For several machines, run torchrun -m hourglass train yourself",
+    )
+    fitting.add_argument(
         "--noise",
         choices=list(NOISE_KINDS),
         default=None,
@@ -160,7 +179,7 @@ def add_parser(subparsers: Any) -> None:
         "image complexity, which also catches simple outliers (default: auto = complexity for "
         "images unless --threshold is given)",
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, streaming=True)
     parser.add_argument(
         "--checkpoint-dir",
         default=None,
@@ -176,13 +195,29 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _trim(text: str) -> float | str:
+    """``--trim``: "auto" or a fraction in [0, 0.5)."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number; got {text!r}") from None
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 0.5); got {text}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     """Train and save; print a one-paragraph summary."""
-    X = read_input(args.data, args.drop_columns)
+    if args.nproc is not None and not distributed.launched_by_torchrun():
+        return _launch(args)
+    X = read_input(args.data, args.drop_columns, args.stream)
     detector = AutoencoderOutlierDetector(
         arch=args.arch,
         beta=args.beta,
         invariance=args.invariance,
+        trim=args.trim,
         categorical_columns=tuple(
             c.strip() for c in args.categorical_columns.split(",") if c.strip()
         )
@@ -214,7 +249,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.resume and args.checkpoint_dir is None:
         raise InvalidInputError("--resume needs --checkpoint-dir: the folder to resume from.")
-    detector.fit(X, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    # Under torchrun: join the other processes, train together, and let rank 0 write.
+    with distributed.process_group(args.device):
+        detector.fit(X, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+        if not distributed.is_main_process():
+            return 0
     path = detector.save(args.output)
     history = detector.history_
     val = f", validation loss {history['val_loss'][-1]:.4f}" if "val_loss" in history else ""
@@ -227,4 +266,21 @@ def run(args: argparse.Namespace) -> int:
         f"{detector.threshold_:.6g}; {detector.n_calibration_} calibration samples.\n"
         f"Model saved to {path}/"
     )
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``hourglass train --nproc N ...``: the same command in N processes, through torchrun."""
+    if args.nproc < 1:
+        raise InvalidInputError(f"--nproc must be at least 1; got {args.nproc}.")
+    distributed.check_batch_size(args.batch_size, args.nproc)  # before starting N processes
+    argv, skip = [], False
+    for token in args.argv:  # the command as given, less --nproc N
+        if skip or token.startswith("--nproc="):
+            skip = False
+            continue
+        skip = token == "--nproc"
+        if not skip:
+            argv.append(token)
+    distributed.launch(args.nproc, argv)
     return 0

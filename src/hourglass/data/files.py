@@ -110,6 +110,21 @@ def _read_csv(path: Path) -> pd.DataFrame:
             ) from None
 
 
+def _read_parquet(path: Path) -> npt.NDArray[Any] | pd.DataFrame:
+    """A Parquet table; one fixed-size-list column (a sample per row) gives an array."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    if table.num_columns == 1 and pa.types.is_fixed_size_list(table.schema.field(0).type):
+        column = table.column(0).combine_chunks()
+        size = table.schema.field(0).type.list_size
+        values: npt.NDArray[Any] = column.values.to_numpy(zero_copy_only=False)
+        return values.reshape(len(column), size)
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
 def _lines(text: str) -> list[str]:
     """The lines of ``text``: split at line breaks (LF, CR LF or CR) and nothing else.
 
@@ -146,7 +161,8 @@ def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame |
         - ``.npy``: a NumPy array, memory-mapped read-only (no pickles);
         - ``.npz``: the array named ``X``, or the archive's only array (no pickles);
         - ``.csv``, ``.csv.gz``: a :class:`pandas.DataFrame`;
-        - ``.parquet``: a :class:`pandas.DataFrame` (read with pyarrow);
+        - ``.parquet``: a :class:`pandas.DataFrame` (read with pyarrow), or an
+          array when the file holds one fixed-size-list column (a sample per row);
         - IDX (``.idx``, ``.idx1``, ``.idx3``, ..., ``*-ubyte``), raw or gzipped,
           and any other ``.gz`` file, which is read as gzipped IDX;
         - ``.txt``, ``.txt.gz``: UTF-8 text, one text per line (for sequence
@@ -192,7 +208,7 @@ def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame |
         if inner.endswith(".csv"):
             return _read_csv(file)
         if name.endswith(".parquet"):
-            return pd.read_parquet(file, engine="pyarrow")
+            return _read_parquet(file)
         if inner.endswith(".txt"):
             return _read_text(file, compressed=name.endswith(".gz"))
         if name.endswith(".gz") or _IDX_NAME.search(name):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sklearn.base import _fit_context
 
+from hourglass.distributed import broadcast_seed
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
 
 __all__ = ["Autoencoder"]
@@ -113,6 +114,13 @@ class Autoencoder(BaseAutoencoder):
         codes become unit vectors. Use it when the codes are for clustering or
         similarity search by content (1.0 is a good start; see
         ``benchmarks/clustering.py``); it slows training about threefold.
+    trim : float in [0, 0.5) or "auto", default=0.0
+        ``arch="tabular"`` only: the fraction of the rows of every training
+        batch, those with the highest loss, left out of the loss (a trimmed
+        mean), so that a minority of abnormal rows in the training data does
+        not shape the model. 0 trains on every row; ``"auto"`` trims 0.2 for
+        tabular models and nothing otherwise. Validation losses are plain means.
+        :class:`AutoencoderOutlierDetector` defaults to ``"auto"``.
     verbose : int, default=1
         0 is silent; 1 shows a progress bar during fit.
     random_state : int, numpy Generator/RandomState or None, default=None
@@ -188,6 +196,7 @@ class Autoencoder(BaseAutoencoder):
         noise: str | None = None,
         noise_strength: float = 0.3,
         invariance: float = 0.0,
+        trim: float | str = 0.0,
         verbose: int = 1,
         random_state: Any = None,
     ) -> None:
@@ -212,6 +221,7 @@ class Autoencoder(BaseAutoencoder):
         self.noise = noise
         self.noise_strength = noise_strength
         self.invariance = invariance
+        self.trim = trim
         self.verbose = verbose
         self.random_state = random_state
 
@@ -229,9 +239,12 @@ class Autoencoder(BaseAutoencoder):
 
         Parameters
         ----------
-        X : array-like, torch.Tensor or pandas.DataFrame
+        X : array-like, torch.Tensor, pandas.DataFrame or Stream
             Training data of shape (n_samples, n_features), (n, h, w) or
-            (n, c, h, w). uint8 data is divided by 255.
+            (n, c, h, w). uint8 data is divided by 255. A
+            :class:`hourglass.data.stream.Stream` (files larger than memory)
+            is read in pieces: a checking pass, then shuffled batches through
+            a bounded buffer (numeric models only).
         y : None
             Ignored; present for scikit-learn pipeline compatibility.
         validation_data : array-like, optional
@@ -251,12 +264,26 @@ class Autoencoder(BaseAutoencoder):
         -------
         self : Autoencoder
             The fitted estimator.
+
+        Notes
+        -----
+        **Data-parallel training.** While a ``torch.distributed`` process group of
+        several processes is initialised (``hourglass train --nproc N``, or
+        ``torchrun`` and ``torch.distributed.init_process_group``; see
+        :mod:`hourglass.distributed`), every process calls ``fit`` with the same
+        data and settings, and the network trains with
+        ``torch.nn.parallel.DistributedDataParallel``: each process computes the
+        gradient of its share of every batch, ``batch_size / world_size`` rows
+        (``batch_size`` stays the global batch, so it must be a multiple of the
+        number of processes). Every process ends with the same fitted model
+        (statistics of the data included), equal to a single-process fit's up
+        to rounding; save it from rank 0 only. Checkpoints are written by rank 0.
         """
         prepared = self._prepare_training_input(X)
         self._fit_prepared(
             prepared,
             validation_data=validation_data,
-            seed=_seed_from(self.random_state),
+            seed=broadcast_seed(_seed_from(self.random_state)),
             checkpoint_dir=checkpoint_dir,
             resume=resume,
         )

@@ -7,11 +7,17 @@ decoder has one output per numeric column and one softmax head per categorical
 column. The loss of a row is a sum over columns, each on a comparable scale:
 the Huber error of each *present* numeric value (missing ones are ignored) and
 the cross-entropy of each present category (code 0, missing, is ignored).
+
+Training can be made robust to outliers in the training data by *trimming*: each
+batch's loss is then the mean over its rows minus the given fraction with the highest
+loss (:func:`trimmed_mean`), so that rows the model reconstructs worst, the likely
+outliers, do not shape it.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +27,7 @@ from torch import nn
 from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.blocks import glorot_normal_, make_activation
 
-__all__ = ["TabularAutoencoder", "TabularConfig"]
+__all__ = ["TabularAutoencoder", "TabularConfig", "trimmed_mean"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,20 @@ class TabularConfig:
     def embedding_dims(self) -> tuple[int, ...]:
         """Embedding width of each categorical column: grows slowly with its codes."""
         return tuple(min(16, max(2, (size + 1) // 2)) for size in self.category_sizes)
+
+
+def trimmed_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Mean of ``values`` ``(n,)`` without the ``floor(fraction * n)`` largest.
+
+    The trimmed mean of robust statistics: a fraction of gross errors cannot
+    move it. ``fraction`` is in [0, 0.5); 0 gives the plain mean. The gradient
+    reaches the kept values only.
+    """
+    n = values.shape[0]
+    n_kept = n - math.floor(fraction * n)
+    if n_kept == n:
+        return values.mean()
+    return torch.topk(values, n_kept, largest=False, sorted=False).values.mean()
 
 
 def _mlp(widths: list[int], activation: str, *, last_activation: bool) -> nn.Sequential:
@@ -127,12 +147,19 @@ class TabularAutoencoder(ReconstructionModule):
         return self.column_losses(x).mean(dim=1)
 
     def reconstruction_loss(
-        self, x: torch.Tensor, target: torch.Tensor, loss: str
+        self, x: torch.Tensor, target: torch.Tensor, loss: str, *, trim: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean column loss, and the mean absolute error of the present numeric values."""
+        """Mean column loss, and the mean absolute error of the present numeric values.
+
+        ``trim`` in [0, 0.5) leaves that fraction of the rows (rounded down), those
+        with the highest mean column loss, out of the loss: see :func:`trimmed_mean`.
+        The error is that of every row.
+        """
         losses, out = self._losses_and_outputs(x)
         with torch.no_grad():
             numeric, present, _ = self._split(x)
             error = (out[:, : self.config.n_numeric] - numeric).abs() * present
             mae = error.sum() / present.sum().clamp(min=1)
+        if trim > 0:
+            return trimmed_mean(losses.mean(dim=1), trim), mae  # (batch,) row losses
         return losses.mean(), mae
