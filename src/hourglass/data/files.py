@@ -119,7 +119,7 @@ def _read_parquet(path: Path) -> npt.NDArray[Any] | pd.DataFrame:
     if table.num_columns == 1 and pa.types.is_fixed_size_list(table.schema.field(0).type):
         column = table.column(0).combine_chunks()
         size = table.schema.field(0).type.list_size
-        values: npt.NDArray[Any] = column.values.to_numpy(zero_copy_only=False)
+        values: npt.NDArray[Any] = column.flatten().to_numpy(zero_copy_only=False)
         return values.reshape(len(column), size)
     frame: pd.DataFrame = table.to_pandas()
     return frame

@@ -288,7 +288,7 @@ class Stream:
             return raw
         if self.list_column is not None:
             column = raw.column(0)
-            values = column.values.to_numpy(zero_copy_only=False)
+            values = column.flatten().to_numpy(zero_copy_only=False)  # respects slicing
             return values.reshape(len(column), *self.sample_shape)
         if as_frame:
             return raw.to_pandas()
