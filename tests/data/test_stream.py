@@ -233,14 +233,18 @@ def test_open_says_what_is_wrong(tmp_path: Path) -> None:
         Stream.open(tmp_path / "bad.parquet")
 
 
-def test_non_numeric_tables_score_but_do_not_train(tmp_path: Path) -> None:
+def test_non_numeric_tables_need_an_encoder_to_train(tmp_path: Path) -> None:
     frame = pd.DataFrame({"x": np.arange(10.0), "city": ["a", "b"] * 5})
     frame.to_parquet(tmp_path / "m.parquet")
     stream = Stream.open(tmp_path / "m.parquet")
     assert not stream.is_numeric
     assert list(stream.read()["city"]) == ["a", "b"] * 5
-    with pytest.raises(InvalidInputError, match=r"non-numeric columns.*sample"):
+    with pytest.raises(InvalidInputError, match=r"non-numeric columns.*arch='tabular'"):
         StreamSource(stream)
+    # With an encoder (a tabular model's schema), the pieces go through it as tables.
+    encoded = StreamSource(stream, encode=lambda frame: frame[["x"]].to_numpy(np.float32))
+    x, _ = next(encoded.epoch(4, shuffle=False, generator=None))
+    np.testing.assert_array_equal(x.numpy()[:, 0], [0.0, 1.0, 2.0, 3.0])
 
 
 def test_data_parallel_shares_read_disjoint_blocks_and_cover_every_row(tmp_path: Path) -> None:

@@ -130,13 +130,101 @@ def test_contamination_thresholds_use_every_streamed_score(table_stream: Stream)
     assert (detector.predict(table_stream) == -1).mean() == pytest.approx(0.1, abs=0.01)
 
 
-def test_models_streams_cannot_train_say_what_to_do(tmp_path: Path, table_stream: Stream) -> None:
-    with pytest.raises(InvalidInputError, match=r"arch='tabular' cannot be trained from a stream"):
-        AutoencoderOutlierDetector(**SMALL, arch="tabular").fit(table_stream)
+def test_models_streams_cannot_train_say_what_to_do(tmp_path: Path) -> None:
     frame = pd.DataFrame({"x": np.arange(20.0), "kind": ["a", "b"] * 10})
     frame.to_parquet(tmp_path / "mixed.parquet")
     with pytest.raises(InvalidInputError, match="non-numeric columns"):
-        AutoencoderOutlierDetector(**SMALL).fit(Stream.open(tmp_path / "mixed.parquet"))
+        AutoencoderOutlierDetector(**SMALL, arch="dense").fit(
+            Stream.open(tmp_path / "mixed.parquet")
+        )
+    with pytest.raises(InvalidInputError, match="arch='sequence' cannot be trained from a stream"):
+        AutoencoderOutlierDetector(**SMALL, arch="sequence").fit(
+            Stream.open(tmp_path / "mixed.parquet")
+        )
+    np.save(tmp_path / "a.npy", _rows(50))
+    with pytest.raises(InvalidInputError, match="needs a table"):
+        AutoencoderOutlierDetector(**SMALL, arch="tabular").fit(Stream.open(tmp_path / "a.npy"))
+
+
+def _planted_table(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A mixed table with 2% rows of an impossible category-number pairing (label 1)."""
+    from helpers import mixed_table
+
+    frame = mixed_table(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    planted = rng.choice(n, n // 50, replace=False)
+    frame.loc[planted, "city"] = "north"
+    frame.loc[planted, "age"] = 18.0
+    frame.loc[planted, "income"] = 90_000.0
+    labels = np.zeros(n, dtype=int)
+    labels[planted] = 1
+    return frame, labels
+
+
+def test_a_tabular_detector_trains_on_a_mixed_table_stream(tmp_path: Path) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    frame, labels = _planted_table(3000, seed=0)
+    frame.to_parquet(tmp_path / "mixed.parquet", row_group_size=250)
+    stream = Stream.open(tmp_path / "mixed.parquet")
+    params = {**SMALL, "hidden_dims": (32,), "epochs": 10, "learning_rate": 3e-3}
+    detector = AutoencoderOutlierDetector(**params, arch="auto", fpr=0.05).fit(stream)
+    assert detector.arch_ == "tabular"
+    assert set(detector.table_schema_.categorical) == {"city", "owner"}
+    in_memory = AutoencoderOutlierDetector(**params, arch="tabular", fpr=0.05).fit(frame)
+    assert detector.table_schema_ == in_memory.table_schema_  # a sample of all 3,000 rows
+    scores = detector.score_samples(stream)
+    np.testing.assert_array_equal(scores, detector.score_samples(frame))
+    assert roc_auc_score(labels, -scores) > 0.95
+    assert detector.column_scales_.shape == (4,)
+    loaded = AutoencoderOutlierDetector.load(detector.save(tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.score_samples(stream), scores)
+
+
+def test_the_cli_trains_a_tabular_model_on_a_folder_of_csv_files(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from hourglass.cli import main
+
+    frame, _ = _planted_table(1200, seed=1)
+    (tmp_path / "parts").mkdir()
+    for i in range(3):
+        frame.iloc[400 * i : 400 * (i + 1)].to_csv(tmp_path / "parts" / f"p{i}.csv", index=False)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = main(
+            [
+                "train",
+                str(tmp_path / "parts"),
+                "-o",
+                str(tmp_path / "m"),
+                "--arch",
+                "tabular",
+                "--epochs",
+                "2",
+                "-q",
+                "--fpr",
+                "0.05",
+            ]
+        )
+    assert code == 0
+    assert "tabular autoencoder" in out.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert (
+            main(
+                [
+                    "score",
+                    str(tmp_path / "m"),
+                    str(tmp_path / "parts"),
+                    "-o",
+                    str(tmp_path / "s.csv"),
+                ]
+            )
+            == 0
+        )
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert len(table) == 1200
+    assert "top_columns" in table.columns
 
 
 def test_bad_values_in_a_later_piece_are_refused(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import hashlib
 import math
 import os
 import sys
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -299,9 +299,8 @@ class Stream:
 
     def _non_numeric_message(self) -> str:
         return (
-            f"{self.paths[0]} has non-numeric columns, which only arch='tabular' models take, "
-            "and they cannot be trained from a stream yet. Fit on a sample that fits in memory "
-            "(stream.sample(100_000)) or drop those columns; scoring a stream works."
+            f"{self.paths[0]} has non-numeric columns, which only arch='tabular' models take. "
+            "Use arch='tabular' (or 'auto'), or drop those columns."
         )
 
     def pieces(self, *, as_frame: bool | None = None) -> Iterator[Any]:
@@ -582,12 +581,26 @@ class StreamSource:
         Size of the shuffle buffer.
     """
 
-    def __init__(self, stream: Stream, buffer_bytes: int = BUFFER_BYTES) -> None:
-        if not stream.is_numeric:
+    def __init__(
+        self,
+        stream: Stream,
+        buffer_bytes: int = BUFFER_BYTES,
+        encode: Callable[[pd.DataFrame], NDArray[np.float32]] | None = None,
+    ) -> None:
+        if encode is None and not stream.is_numeric:
             raise InvalidInputError(stream._non_numeric_message())
         self.stream = stream
+        self.encode = encode
         self.buffer_rows = max(1, buffer_bytes // stream.row_bytes)
         self._n_samples = stream.n_rows
+
+    def _pieces(self, block: int) -> Iterator[NDArray[Any]]:
+        """The block's rows as arrays (tables through ``encode``)."""
+        if self.encode is None:
+            yield from self.stream._block_pieces(block, as_frame=False)
+        else:
+            for frame in self.stream._block_pieces(block, as_frame=True):
+                yield self.encode(frame)
 
     @property
     def n_samples(self) -> int:
@@ -595,7 +608,7 @@ class StreamSource:
         return self._n_samples
 
     def _tensor(self, piece: NDArray[Any]) -> torch.Tensor:
-        dtype = np.uint8 if self.stream.dtype == np.uint8 else np.float32
+        dtype = np.uint8 if piece.dtype == np.uint8 else np.float32
         array = np.ascontiguousarray(piece, dtype=dtype)
         if not array.flags.writeable:  # a view of pyarrow's memory: torch wants its own
             array = array.copy()
@@ -665,7 +678,7 @@ class StreamSource:
         pending: list[torch.Tensor] = []  # rows read but not yet served
         count = 0
         for block in blocks:
-            for piece in self.stream._block_pieces(block, as_frame=False):
+            for piece in self._pieces(block):
                 pending.append(self._tensor(piece))
                 count += pending[-1].shape[0]
                 if count >= self.buffer_rows:
@@ -697,4 +710,6 @@ class StreamSource:
 
     def head(self, n: int) -> tuple[torch.Tensor, None]:
         """The first ``n`` samples."""
-        return self._tensor(self.stream.head(n, as_frame=False)), None
+        if self.encode is None:
+            return self._tensor(self.stream.head(n, as_frame=False)), None
+        return self._tensor(self.encode(self.stream.head(n, as_frame=True))), None

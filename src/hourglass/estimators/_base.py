@@ -13,6 +13,7 @@ import textwrap
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
@@ -38,7 +39,12 @@ from hourglass.estimators._input import (
     prepare_text,
     to_unit_float,
 )
-from hourglass.estimators._streaming import StreamInput, piecewise, scan_stream
+from hourglass.estimators._streaming import (
+    StreamInput,
+    piecewise,
+    scan_stream,
+    scan_table_stream,
+)
 from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.neighbors import NEIGHBOR_METRICS, nearest_codes
@@ -75,6 +81,8 @@ TEXT_MAX_BYTES = 256
 CONV_VAE_FEATURES = 256
 #: Hidden widths of a dense variational body when ``hidden_dims`` is empty.
 VAE_HIDDEN_DIMS = (256,)
+#: Rows of a table stream its schema (medians, scales, vocabularies) is fitted on.
+TABLE_SCHEMA_SAMPLE_ROWS = 100_000
 #: What models saved before a parameter existed were trained with (``trim``: untrimmed).
 PARAMETERS_BEFORE_THEY_EXISTED: dict[str, Any] = {"trim": 0.0}
 #: ``trim="auto"`` for tabular models: the fraction of each training batch's rows with the
@@ -252,12 +260,13 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _prepare_training_input(self, X: Any) -> PreparedInput | StreamInput:
         """Validate the training data: texts, mixed tables or arrays, following ``arch``."""
         if isinstance(X, Stream):
-            if self.arch in ("sequence", "tabular"):
+            if self.arch == "sequence":
                 raise InvalidInputError(
-                    f"arch={self.arch!r} cannot be trained from a stream yet; streams train "
-                    "numeric models (dense, conv, vae, conv_vae). Fit on a sample that fits in "
-                    "memory, X.sample(100_000), then score the whole stream."
+                    "arch='sequence' cannot be trained from a stream yet. Fit on texts that fit "
+                    "in memory, then score the whole stream."
                 )
+            if self.arch == "tabular" or (self.arch == "auto" and not X.is_numeric):
+                return self._prepare_table_stream(X)
             return scan_stream(self, X)
         if self.arch == "sequence" or (self.arch == "auto" and is_text(X)):
             return prepare_text(self, X, max_length=TEXT_MAX_BYTES)
@@ -272,6 +281,24 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 "(or 'auto') for text."
             )
         return prepare_input(self, X, reset=True)
+
+    def _prepare_table_stream(self, stream: Stream) -> StreamInput:
+        """A table too large for memory: its schema from a sample, then every piece checked.
+
+        Medians, interquartile ranges and category vocabularies come from about
+        ``TABLE_SCHEMA_SAMPLE_ROWS`` rows drawn uniformly; a category missing from
+        the sample is treated as unseen, as after fit.
+        """
+        if not stream.is_table or stream.list_column is not None:
+            raise InvalidInputError(
+                "arch='tabular' needs a table (Parquet or CSV columns); "
+                f"{stream!r} holds arrays. Use arch='dense' (or 'auto')."
+            )
+        sample = stream.sample(TABLE_SCHEMA_SAMPLE_ROWS, seed=0, as_frame=True)
+        forced = None if self.categorical_columns is None else list(self.categorical_columns)
+        self.table_schema_ = TableSchema.fit(sample, categorical=forced)
+        scanned = scan_table_stream(self, stream, self.table_schema_.encode)
+        return replace(scanned, sample=self.table_schema_.encode(sample))
 
     def _prepare_later_input(self, X: Any) -> PreparedInput:
         """Validate data given after fit (validation data, or data to transform or score)."""
@@ -434,7 +461,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if isinstance(prepared, StreamInput):
             self.data_min_, self.data_max_ = prepared.feature_min, prepared.feature_max
             training_source, validation_source = self._stream_sources(
-                prepared.stream, validation_data, seed
+                prepared.stream, validation_data, seed, prepared.encode
             )
             fingerprint: str | None = self._training_fingerprint(
                 seed, prepared.stream.fingerprint(), validation_source
@@ -442,6 +469,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             self._train_module(
                 training_source, validation_source, seed, fingerprint, checkpoint_dir, resume
             )
+            if self.arch_ == "tabular" and prepared.sample is not None:
+                self.column_scales_ = self._typical_column_losses(prepared.sample)
             self.fit_time_ = time.perf_counter() - started
             return
         values = prepared.values
@@ -482,25 +511,34 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.fit_time_ = time.perf_counter() - started
 
     def _stream_sources(
-        self, stream: Stream, validation_data: Any, seed: int
+        self,
+        stream: Stream,
+        validation_data: Any,
+        seed: int,
+        encode: Callable[[Any], NDArray[np.float32]] | None = None,
     ) -> tuple[StreamSource, BatchSource | None]:
         """Training batches from a stream, and validation ones (a split of it, or given)."""
+        training = StreamSource(stream, encode=encode)
         if validation_data is not None:
             if isinstance(validation_data, Stream):
-                checked = scan_stream(self, validation_data, reset=False)
+                checked = (
+                    scan_stream(self, validation_data, reset=False)
+                    if encode is None
+                    else scan_table_stream(self, validation_data, encode)
+                )
                 if checked.sample_shape != self.input_shape_:
                     raise InvalidInputError(
                         f"validation_data has samples of shape {checked.sample_shape}, but the "
                         f"training data has samples of shape {self.input_shape_}; they must match."
                     )
-                return StreamSource(stream), StreamSource(validation_data)
+                return training, StreamSource(validation_data, encode=encode)
             values = self._prepare_validation(validation_data, self.input_shape_)
-            return StreamSource(stream), TensorSource(_as_tensor(values))
+            return training, TensorSource(_as_tensor(values))
         fraction = self.validation_fraction
         if fraction is None:
             fraction = 0.1 if self.early_stopping else 0.0
         if not fraction:
-            return StreamSource(stream), None
+            return training, None
         held_out, kept = stream.split(float(fraction), seed)
         if held_out.n_rows == 0 or kept.n_rows == 0:
             part = "validation" if kept.n_rows else "training"
@@ -508,7 +546,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"validation_fraction={fraction} leaves no {part} samples out of "
                 f"{stream.n_rows}; use another fraction or more data."
             )
-        return StreamSource(kept), StreamSource(held_out)
+        return StreamSource(kept, encode=encode), StreamSource(held_out, encode=encode)
 
     def _train_module(
         self,

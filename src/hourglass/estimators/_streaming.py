@@ -26,7 +26,7 @@ from hourglass.data.stream import Stream, release_free_memory
 from hourglass.estimators._input import UINT8_SCALE, prepare_input
 from hourglass.exceptions import InvalidInputError
 
-__all__ = ["StreamInput", "piecewise", "scan_stream"]
+__all__ = ["StreamInput", "piecewise", "scan_stream", "scan_table_stream"]
 
 Method = TypeVar("Method", bound=Callable[..., Any])
 
@@ -43,6 +43,10 @@ class StreamInput:
     feature_max: NDArray[np.float32]
     is_text: bool = False
     is_table: bool = False
+    # Tables: packs a DataFrame piece into the model's layout (TableSchema.encode).
+    encode: Callable[[pd.DataFrame], NDArray[np.float32]] | None = None
+    # Tables: encoded rows of the sample the schema was fitted on.
+    sample: NDArray[np.float32] | None = None
 
     def value_range(self) -> tuple[float, float]:
         """Smallest and largest value, after the division of uint8 data by 255."""
@@ -63,13 +67,37 @@ def scan_stream(estimator: Any, stream: Stream, *, reset: bool = True) -> Stream
     """
     if not stream.is_numeric:
         raise InvalidInputError(stream._non_numeric_message())
+    return _scan(estimator, stream, reset=reset, encode=None)
+
+
+def scan_table_stream(
+    estimator: Any, stream: Stream, encode: Callable[[pd.DataFrame], NDArray[np.float32]]
+) -> StreamInput:
+    """Encode every piece of a table ``stream`` with ``encode`` (which checks it)."""
+    if not stream.is_table:
+        raise InvalidInputError(
+            f"arch='tabular' needs a table (Parquet or CSV columns); {stream!r} holds arrays."
+        )
+    return _scan(estimator, stream, reset=False, encode=encode)
+
+
+def _scan(
+    estimator: Any,
+    stream: Stream,
+    *,
+    reset: bool,
+    encode: Callable[[pd.DataFrame], NDArray[np.float32]] | None,
+) -> StreamInput:
     low: NDArray[Any] | None = None
     high: NDArray[Any] | None = None
     n = 0
     was_uint8 = False
     pieces = _progress(estimator, stream, "checking", as_frame=_named(stream))
     for index, piece in enumerate(pieces):
-        values = prepare_input(estimator, piece, reset=reset and index == 0).values
+        if encode is not None:
+            values = encode(piece)
+        else:
+            values = prepare_input(estimator, piece, reset=reset and index == 0).values
         was_uint8 = values.dtype == np.uint8
         flat = values.reshape(values.shape[0], -1)
         piece_low, piece_high = flat.min(axis=0), flat.max(axis=0)
@@ -83,11 +111,13 @@ def scan_stream(estimator: Any, stream: Stream, *, reset: bool = True) -> Stream
     scale = np.float32(1.0 / UINT8_SCALE if was_uint8 else 1.0)
     return StreamInput(
         stream=stream,
-        sample_shape=stream.sample_shape,
+        sample_shape=tuple(int(size) for size in low.shape) if encode else stream.sample_shape,
         n_samples=n,
         was_uint8=was_uint8,
         feature_min=low.astype(np.float32) * scale,
         feature_max=high.astype(np.float32) * scale,
+        is_table=encode is not None,
+        encode=encode,
     )
 
 
