@@ -14,6 +14,10 @@ yourself. While a process group of more than one process is initialised,
   ...`` of every batch of ``batch_size`` rows (:func:`shard_batches`), so the ranks'
   batches together are exactly the single-process batch, and ``batch_size`` keeps its
   meaning: the global batch (it must be a multiple of ``W``).
+- A source that can read part of its data (a :class:`~hourglass.data.stream.Stream`'s
+  ``StreamSource.shard_epoch``) is not read whole: every process draws the same block
+  order and reads every ``W``-th block from its rank, serving ``batch_size / W`` rows a
+  step (:meth:`DataParallel.shares`).
 - The model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, which
   averages the gradients over the processes. A short last batch that does not split
   evenly is weighted so that the averaged gradient is still the gradient of the batch's
