@@ -267,3 +267,24 @@ def test_data_parallel_shares_read_disjoint_blocks_and_cover_every_row(tmp_path:
     assert not groups[0] & groups[1]  # each process read its own row groups only
     every = np.concatenate(counted)
     np.testing.assert_allclose(every[np.lexsort(every.T[::-1])], stream.read(as_frame=False))
+
+
+def test_damaged_files_are_input_errors_naming_the_file(tmp_path: Path) -> None:
+    from hourglass.estimators import AutoencoderOutlierDetector
+
+    good = write(tmp_path / "t.parquet", _table()).read_bytes()
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(good[:1000] + b"\0" * 5000 + good[6000:])  # a page, not the footer
+    with pytest.raises(InvalidInputError, match=r"damaged\.parquet is damaged: row group"):
+        Stream.open(damaged).read()
+    np.save(tmp_path / "a.npy", _table())
+    (tmp_path / "short.npy").write_bytes((tmp_path / "a.npy").read_bytes()[:-100])
+    with pytest.raises(InvalidInputError, match="truncated"):
+        Stream.open(tmp_path / "short.npy")
+    with pytest.raises(InvalidInputError, match="truncated"):
+        read_data(tmp_path / "short.npy")
+    lines = (write(tmp_path / "t.csv", _table())).read_text().splitlines()
+    lines[400] = "1,2,3"
+    (tmp_path / "ragged.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInputError, match="Expected 6 columns"):
+        AutoencoderOutlierDetector(epochs=1, verbose=0).fit(Stream.open(tmp_path / "ragged.csv"))

@@ -58,7 +58,15 @@ def _read_npy(path: Path) -> npt.NDArray[Any]:
             f"(got {magic!r}). It is truncated or in another format; save the array with "
             "numpy.save(path, array)."
         )
-    array: npt.NDArray[Any] = np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        array: npt.NDArray[Any] = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        if "mmap length" not in str(error):
+            raise
+        raise InvalidInputError(  # "mmap length is greater than file size"
+            f"{path} is truncated: its header describes more data than the file holds. Save "
+            "the array again with numpy.save."
+        ) from None
     offset = getattr(array, "offset", None)
     size = path.stat().st_size
     if offset is not None and offset + array.nbytes != size:

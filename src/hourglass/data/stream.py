@@ -255,15 +255,7 @@ class Stream:
         if block.kind == "npy":
             yield from _read_npy_rows(block, self.sample_shape, self.dtype, rows)
         elif block.kind == "parquet":
-            import pyarrow.parquet as pq
-
-            with pq.ParquetFile(block.path) as handle:
-                yield from handle.iter_batches(
-                    batch_size=rows,
-                    row_groups=[block.row_group],
-                    columns=None if self.columns is None else list(self.columns),
-                    use_threads=False,
-                )
+            yield from _parquet_batches(block, rows, self.columns)
         else:
             yield from _csv_batches(block.path, self.columns, self.piece_bytes)
 
@@ -482,6 +474,26 @@ def _open_parquet(path: Path, drop_columns: tuple[str, ...], piece_bytes: int) -
 
 #: The smallest block of CSV text read at once (no row may be longer).
 CSV_MIN_BLOCK_BYTES = 2**20
+
+
+def _parquet_batches(block: _Block, rows: int, columns: Sequence[str] | None) -> Iterator[Any]:
+    """The record batches of one row group; a damaged file is an input error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(block.path) as handle:
+            yield from handle.iter_batches(
+                batch_size=rows,
+                row_groups=[block.row_group],
+                columns=None if columns is None else list(columns),
+                use_threads=False,
+            )
+    except (pa.ArrowException, OSError) as error:
+        raise InvalidInputError(
+            f"{block.path} is damaged: row group {block.row_group} cannot be read ({error}). "
+            "Write the file again."
+        ) from None
 
 
 def _csv_reader(
