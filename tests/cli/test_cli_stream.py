@@ -148,3 +148,31 @@ def test_a_table_written_in_parts_appears_whole_or_not_at_all(tmp_path: Path, su
         crash_in_the_middle()
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_neighbors_and_denoise_take_streams(tmp_path: Path) -> None:
+    from helpers import bar_images
+
+    images = bar_images(300, seed=0)
+    np.save(tmp_path / "bars.npy", images)
+    run(
+        "train", str(tmp_path / "bars.npy"), "-o", str(tmp_path / "m"), "--noise", "gaussian",
+        "--latent-dim", "4", "--epochs", "2", "-q", "--fpr", "0.05",
+    )  # fmt: skip
+    for mode in ("always", "never"):
+        run(
+            "neighbors", str(tmp_path / "m"), str(tmp_path / "bars.npy"), "--reference",
+            str(tmp_path / "bars.npy"), "-k", "3", "-o", str(tmp_path / f"n-{mode}.csv"),
+            "--stream", mode,
+        )  # fmt: skip
+        run(
+            "denoise", str(tmp_path / "m"), str(tmp_path / "bars.npy"), "-o",
+            str(tmp_path / f"d-{mode}.npy"), "--stream", mode, "--preview", "4",
+        )  # fmt: skip
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "n-always.csv"), pd.read_csv(tmp_path / "n-never.csv")
+    )
+    streamed, whole = np.load(tmp_path / "d-always.npy"), np.load(tmp_path / "d-never.npy")
+    assert streamed.shape == whole.shape == (300, 12, 12)
+    np.testing.assert_array_equal(streamed, whole)
+    assert (tmp_path / "d-always.png").stat().st_size > 0

@@ -11,6 +11,7 @@ import numpy as np
 
 from hourglass._atomic import atomic_file
 from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input
+from hourglass.data.stream import Stream
 from hourglass.estimators import load
 from hourglass.exceptions import InvalidInputError
 from hourglass.report.figures import image_grid
@@ -45,7 +46,7 @@ def add_parser(subparsers: Any) -> None:
         help="also write a PNG of the first N images beside a .npy output "
         "(or in the .png output; default N: 10)",
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, streaming=True)
     parser.set_defaults(run=run)
 
 
@@ -72,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
             "reconstruct its input rather than remove noise.",
             file=sys.stderr,
         )
-    noisy = read_input(args.data, args.drop_columns)
-    denoised = model.denoise(noisy)
+    noisy = read_input(args.data, args.drop_columns, args.stream)
     output = Path(args.output)
+    if isinstance(noisy, Stream):
+        return _denoise_stream(model, noisy, output, args.preview)
+    denoised = model.denoise(noisy)
     if output.suffix.lower() == ".png":
         _write_preview(noisy, denoised, output, args.preview or 10)
         print(f"Wrote a preview of {min(len(denoised), args.preview or 10)} images to {output}")
@@ -88,4 +91,31 @@ def run(args: argparse.Namespace) -> int:
         preview = output.with_suffix(".png")
         _write_preview(noisy, denoised, preview, args.preview)
         print(f"Wrote a preview to {preview}")
+    return 0
+
+
+def _denoise_stream(model: Any, noisy: Stream, output: Path, preview: int | None) -> int:
+    """Denoise a stream piece by piece into a .npy file written as it goes."""
+    if output.suffix.lower() != ".npy":
+        raise InvalidInputError(
+            f"Cannot write {output}: streamed data is denoised into a .npy file (add "
+            "--preview N for a picture of the first N images)."
+        )
+    shape = (noisy.n_rows, *model.input_shape_)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+    written = 0
+    with atomic_file(output) as tmp, open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_2_0(handle, {**header, "shape": shape})
+        for piece in noisy.pieces(as_frame=noisy.is_table and hasattr(model, "feature_names_in_")):
+            denoised = model.denoise(piece).astype(np.float32, copy=False)
+            handle.write(np.ascontiguousarray(denoised).tobytes())
+            written += len(denoised)
+        if written != noisy.n_rows:
+            raise InvalidInputError(f"{noisy!r} changed while it was read; run again.")
+    print(f"Wrote {written:,} denoised samples to {output}")
+    if preview:
+        first = noisy.head(preview, as_frame=False)
+        picture = output.with_suffix(".png")
+        _write_preview(first, model.denoise(first), picture, preview)
+        print(f"Wrote a preview to {picture}")
     return 0

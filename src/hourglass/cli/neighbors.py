@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="write query, rank, reference index and score (.csv or .parquet)",
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, streaming=True)
     add_json_argument(parser)
     parser.set_defaults(run=run)
 
@@ -59,8 +59,12 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Search, then print (and optionally write) the neighbours."""
     model = load(args.model, device=args.device)
-    queries = read_input(args.query, args.drop_columns)
-    reference = None if args.reference is None else read_input(args.reference, args.drop_columns)
+    queries = read_input(args.query, args.drop_columns, args.stream)
+    reference = (
+        None
+        if args.reference is None
+        else read_input(args.reference, args.drop_columns, args.stream)
+    )
     indices, scores = model.nearest(queries, args.k, metric=args.metric, index=reference)
     n_queries, k = indices.shape
     table = pd.DataFrame(

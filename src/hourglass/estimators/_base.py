@@ -878,7 +878,6 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.reference_codes_ = self.transform(X_ref)
         return self
 
-    @piecewise
     def nearest(
         self, X_query: Any, k: int = 5, *, metric: str = "cosine", index: Any = None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -886,13 +885,13 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
         Parameters
         ----------
-        X_query : array-like or list of str
-            Data shaped like the training data.
+        X_query : array-like, list of str or Stream
+            Data shaped like the training data (a stream is encoded piece by piece).
         k : int, default=5
             Neighbours per query.
         metric : {"cosine", "euclidean"}, default="cosine"
             Cosine similarity (higher = closer) or Euclidean distance of codes.
-        index : array-like or list of str, optional
+        index : array-like, list of str or Stream, optional
             The reference samples; default: those given to :meth:`set_index`.
 
         Returns
