@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.distributed as dist
@@ -30,6 +32,7 @@ from numpy.typing import NDArray
 import hourglass
 from hourglass import Autoencoder, AutoencoderOutlierDetector, distributed
 from hourglass.cli import main
+from hourglass.data.stream import Stream
 from hourglass.exceptions import InvalidInputError
 from hourglass.training import TensorSource
 
@@ -197,21 +200,72 @@ def _worker(rank: int, world_size: int, store: str, out: str) -> None:
             checkpoint_writes=len(saved_states),
             threads=torch.get_num_threads(),
         )
+        report["stream"] = _fit_stream_in_process_group(Path(out) / "rows.parquet")
     finally:
         dist.destroy_process_group()
     (Path(out) / f"rank{rank}.json").write_text(json.dumps(report))
+
+
+def _fit_counting_reads(path: Path) -> tuple[AutoencoderOutlierDetector, dict[str, int]]:
+    """Fit on a Parquet stream; the detector, and its row-group reads in and out of training."""
+    import hourglass.estimators._base as base
+
+    reads = {"training": 0, "other": 0}  # other: the checking pass and calibration
+    phase = ["other"]
+    raw_pieces, train = Stream._raw_pieces, base.train
+
+    def counting(stream: Stream, block_index: int) -> Any:
+        reads[phase[0]] += 1
+        return raw_pieces(stream, block_index)
+
+    def training(*args: Any, **kwargs: Any) -> Any:
+        phase[0] = "training"
+        try:
+            return train(*args, **kwargs)
+        finally:
+            phase[0] = "other"
+
+    Stream._raw_pieces = counting  # type: ignore[method-assign]
+    base.train = training  # type: ignore[assignment]
+    try:
+        return AutoencoderOutlierDetector(**DETECTOR).fit(Stream.open(path)), reads
+    finally:
+        Stream._raw_pieces = raw_pieces  # type: ignore[method-assign]
+        base.train = train
+
+
+def _fit_stream_in_process_group(path: Path) -> dict[str, Any]:
+    """Fit on a Parquet stream; report what was learned and how much was read."""
+    detector, reads = _fit_counting_reads(path)
+    return {
+        "reads": reads,
+        "val_loss": detector.history_["val_loss"],
+        "data_min": detector.data_min_.tolist(),
+        "data_max": detector.data_max_.tolist(),
+        "n_calibration": detector.n_calibration_,
+        "calibration_scores": detector.calibration_scores_.tolist(),
+        "threshold": detector.threshold_,
+    }
 
 
 @pytest.fixture(scope="module")
 def spawned(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
     """What the 2 processes reported, and the folder they wrote to (reports aside)."""
     out = tmp_path_factory.mktemp("spawned")
+    _write_parquet(out / "rows.parquet")
     store = tmp_path_factory.mktemp("store") / "rendezvous"
     mp.spawn(_worker, args=(2, str(store), str(out)), nprocs=2, join=True)
     reports = [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
     for rank in range(2):
         (out / f"rank{rank}.json").unlink()
+    (out / "rows.parquet").unlink()
     return reports, out
+
+
+def _write_parquet(path: Path) -> None:
+    """The rows of ``_data()`` as a Parquet file of 11 row groups."""
+    columns = {f"f{j}": column for j, column in enumerate(_data().T)}
+    pq.write_table(pa.table(columns), path, row_group_size=100)
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +303,27 @@ def test_every_rank_learns_the_same_model_and_statistics(
     assert rank0["data_max"] == single.data_max_.tolist()
     assert rank0["threshold"] == pytest.approx(single.threshold_, rel=1e-3)
     assert rank0["threads"] == rank1["threads"]
+
+
+def test_streams_are_read_by_row_group_shares_and_learn_alike(
+    spawned: tuple[list[dict[str, Any]], Path], tmp_path: Path
+) -> None:
+    first, second = (report["stream"] for report in spawned[0])
+    for key in ("val_loss", "data_min", "data_max", "calibration_scores", "threshold"):
+        assert first[key] == second[key]
+    _write_parquet(tmp_path / "rows.parquet")
+    alone, reads = _fit_counting_reads(tmp_path / "rows.parquet")
+    # Each process read its share of the row groups (6 or 5 of 11), plus at most a few
+    # reads of the first group for a padding row or the feature names: in training (every
+    # epoch's batches and validation) and out of it (the checking pass, calibration).
+    for phase in ("training", "other"):
+        shares = [first["reads"][phase], second["reads"][phase]]
+        assert sum(shares) <= reads[phase] + 4, (phase, shares, reads)
+        assert max(shares) <= 0.6 * reads[phase], (phase, shares, reads)
+    np.testing.assert_array_equal(first["data_min"], alone.data_min_)
+    np.testing.assert_array_equal(first["data_max"], alone.data_max_)
+    assert first["n_calibration"] == alone.n_calibration_
+    assert first["val_loss"][-1] == pytest.approx(alone.history_["val_loss"][-1], rel=0.05)
 
 
 def test_only_rank_zero_writes(spawned: tuple[list[dict[str, Any]], Path]) -> None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 import torch.distributed as dist
+from numpy.typing import NDArray
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -58,7 +59,9 @@ __all__ = [
     "broadcast_seed",
     "check_batch_size",
     "check_same_on_every_rank",
+    "gather_arrays",
     "gather_generator_states",
+    "gather_objects",
     "is_main_process",
     "launch",
     "launched_by_torchrun",
@@ -67,6 +70,7 @@ __all__ = [
     "process_group",
     "rank",
     "rank_seed",
+    "reduce_range",
     "shard_batches",
     "threads_per_process",
     "world_size",
@@ -205,6 +209,39 @@ def gather_generator_states(states: dict[str, torch.Tensor]) -> dict[str, torch.
     for other, other_states in enumerate(gathered[1:], start=1):
         merged.update({f"{name}@rank{other}": state for name, state in other_states.items()})
     return merged
+
+
+def reduce_range(
+    low: NDArray[Any], high: NDArray[Any], count: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    """Element-wise minimum of ``low``, maximum of ``high`` and sum of ``count`` over processes.
+
+    In a single process, the inputs themselves (as float64).
+    """
+    lows = torch.from_numpy(np.asarray(low, dtype=np.float64).copy())
+    highs = torch.from_numpy(np.asarray(high, dtype=np.float64).copy())
+    counts = torch.tensor([float(count)], dtype=torch.float64)
+    if world_size() > 1:
+        dist.all_reduce(lows, op=dist.ReduceOp.MIN)
+        dist.all_reduce(highs, op=dist.ReduceOp.MAX)
+        dist.all_reduce(counts)
+    return lows.numpy(), highs.numpy(), int(counts.item())
+
+
+def gather_objects(value: Any) -> list[Any]:
+    """Every process's ``value`` (picklable), in rank order, on every process."""
+    if world_size() == 1:
+        return [value]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def gather_arrays(array: NDArray[Any]) -> NDArray[Any]:
+    """Every process's ``array`` joined along the first axis, in rank order, on every process."""
+    if world_size() == 1:
+        return array
+    return np.concatenate(gather_objects(np.asarray(array)))
 
 
 def own_generator_states(states: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -288,3 +288,15 @@ def test_damaged_files_are_input_errors_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "ragged.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(InvalidInputError, match="Expected 6 columns"):
         AutoencoderOutlierDetector(epochs=1, verbose=0).fit(Stream.open(tmp_path / "ragged.csv"))
+
+
+def test_shards_are_disjoint_sets_of_blocks_that_cover_the_stream(tmp_path: Path) -> None:
+    stream = Stream.open(write(tmp_path / "t.parquet", _table())).split(0.3, seed=1)[1]
+    shards = [stream.shard(rank, 3) for rank in range(3)]
+    assert [shard.selected_blocks for shard in shards] == [(0, 3, 6), (1, 4, 7), (2, 5)]
+    assert sum(shard.n_rows for shard in shards) == stream.n_rows
+    rows = np.concatenate([shard.read(as_frame=False) for shard in shards])
+    expected = stream.read(as_frame=False)
+    np.testing.assert_array_equal(rows[np.lexsort(rows.T[::-1])], expected)
+    with pytest.raises(ValueError, match="rank"):
+        stream.shard(3, 3)

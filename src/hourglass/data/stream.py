@@ -92,6 +92,8 @@ class Stream:
     list_column: str | None = None  # parquet: samples stored as one fixed-size list column
     splits: tuple[_Split, ...] = field(default=())
     piece_bytes: int = PIECE_BYTES
+    # The blocks this stream reads (all when None): a process's share, see shard().
+    selected_blocks: tuple[int, ...] | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -179,7 +181,7 @@ class Stream:
     @property
     def n_rows(self) -> int:
         """Number of samples (after splits)."""
-        return sum(self.block_rows(i) for i in range(len(self.blocks)))
+        return sum(self.block_rows(i) for i in self._block_indices())
 
     @property
     def is_table(self) -> bool:
@@ -228,6 +230,21 @@ class Stream:
         inside = replace(self, splits=(*self.splits, _Split(seed, fraction, True)))
         outside = replace(self, splits=(*self.splits, _Split(seed, fraction, False)))
         return inside, outside
+
+    def shard(self, rank: int, world_size: int) -> Stream:
+        """Every ``world_size``-th block from ``rank``: one of ``world_size`` disjoint parts.
+
+        Rows keep their splits (drawn by block), so the parts of a split are the
+        split's rows.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, {world_size}); got {rank}.")
+        return replace(self, selected_blocks=tuple(self._block_indices()[rank::world_size]))
+
+    def _block_indices(self) -> list[int]:
+        if self.selected_blocks is None:
+            return list(range(len(self.blocks)))
+        return list(self.selected_blocks)
 
     def block_rows(self, block_index: int) -> int:
         """Number of rows of a block (after splits)."""
@@ -311,13 +328,13 @@ class Stream:
             Consecutive rows, about ``piece_bytes`` at a time.
         """
         frame = self.is_table if as_frame is None else as_frame
-        for index in range(len(self.blocks)):
+        for index in self._block_indices():
             yield from self._block_pieces(index, as_frame=frame)
 
     def n_pieces(self) -> int:
         """About how many pieces :meth:`pieces` yields (for progress bars)."""
         rows = self._piece_rows()
-        return sum(math.ceil(block.n_rows / rows) for block in self.blocks)
+        return sum(math.ceil(self.blocks[i].n_rows / rows) for i in self._block_indices())
 
     def head(self, n: int, *, as_frame: bool | None = None) -> Any:
         """The first ``n`` rows, in memory."""
@@ -630,9 +647,7 @@ class StreamSource:
         self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
     ) -> Iterator[tuple[torch.Tensor, None]]:
         """Batches of one pass: full ones, and a shorter last one."""
-        n_blocks = len(self.stream.blocks)
-        order = torch.randperm(n_blocks, generator=generator).tolist() if shuffle else None
-        blocks = order if order is not None else list(range(n_blocks))
+        blocks = self._block_order(shuffle, generator)
         return self._batches(blocks, batch_size, shuffle, generator)
 
     def shard_epoch(
@@ -656,9 +671,7 @@ class StreamSource:
         ------
         (inputs, None, rows counted, rows of the step over all processes)
         """
-        n_blocks = len(self.stream.blocks)
-        order = torch.randperm(n_blocks, generator=generator).tolist() if shuffle else None
-        blocks = order if order is not None else list(range(n_blocks))
+        blocks = self._block_order(shuffle, generator)
         # One shared draw, so that the shared generator stays in step on every process.
         seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if shuffle else 0
         own = torch.Generator().manual_seed(seed + rank)
@@ -678,6 +691,13 @@ class StreamSource:
                 continue
             padding = x[0][:1]
             yield x[0], None, counts[rank], sum(counts)
+
+    def _block_order(self, shuffle: bool, generator: torch.Generator | None) -> list[int]:
+        """The stream's blocks in the order of an epoch (a fresh permutation if ``shuffle``)."""
+        indices = self.stream._block_indices()
+        if not shuffle:
+            return indices
+        return [indices[i] for i in torch.randperm(len(indices), generator=generator).tolist()]
 
     def _batches(
         self,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
+import pandas as pd
 import torch
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -294,11 +295,25 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 "arch='tabular' needs a table (Parquet or CSV columns); "
                 f"{stream!r} holds arrays. Use arch='dense' (or 'auto')."
             )
-        sample = stream.sample(TABLE_SCHEMA_SAMPLE_ROWS, seed=0, as_frame=True)
+        sample = self._table_sample(stream)
         forced = None if self.categorical_columns is None else list(self.categorical_columns)
         self.table_schema_ = TableSchema.fit(sample, categorical=forced)
         scanned = scan_table_stream(self, stream, self.table_schema_.encode)
         return replace(scanned, sample=self.table_schema_.encode(sample))
+
+    @staticmethod
+    def _table_sample(stream: Stream) -> Any:
+        """About ``TABLE_SCHEMA_SAMPLE_ROWS`` rows of ``stream`` drawn uniformly, as a DataFrame.
+
+        In data-parallel training each process draws from its own blocks and every
+        process gets the whole sample.
+        """
+        fraction = min(1.0, TABLE_SCHEMA_SAMPLE_ROWS / max(1, stream.n_rows))
+        if distributed.world_size() == 1:
+            return stream.split(fraction, 0)[0].read(as_frame=True)
+        own = stream.shard(distributed.rank(), distributed.world_size()).split(fraction, 0)[0]
+        part = own.read(as_frame=True) if own.n_rows else stream.head(1, as_frame=True).iloc[:0]
+        return pd.concat(distributed.gather_objects(part), ignore_index=True)
 
     def _prepare_later_input(self, X: Any) -> PreparedInput:
         """Validate data given after fit (validation data, or data to transform or score)."""

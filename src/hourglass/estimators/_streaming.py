@@ -22,6 +22,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from hourglass import distributed
 from hourglass.data.stream import Stream, release_free_memory
 from hourglass.estimators._input import UINT8_SCALE, prepare_input
 from hourglass.exceptions import InvalidInputError
@@ -92,12 +93,18 @@ def _scan(
     high: NDArray[Any] | None = None
     n = 0
     was_uint8 = False
-    pieces = _progress(estimator, stream, "checking", as_frame=_named(stream))
-    for index, piece in enumerate(pieces):
+
+    def checked(piece: Any, first: bool) -> NDArray[Any]:
         if encode is not None:
-            values = encode(piece)
-        else:
-            values = prepare_input(estimator, piece, reset=reset and index == 0).values
+            return encode(piece)
+        return prepare_input(estimator, piece, reset=reset and first).values
+
+    # In data-parallel training each process checks its own blocks; the ranges are merged.
+    parallel = distributed.world_size() > 1
+    part = stream.shard(distributed.rank(), distributed.world_size()) if parallel else stream
+    pieces = _progress(estimator, part, "checking", as_frame=_named(stream))
+    for index, piece in enumerate(pieces):
+        values = checked(piece, index == 0)
         was_uint8 = values.dtype == np.uint8
         flat = values.reshape(values.shape[0], -1)
         piece_low, piece_high = flat.min(axis=0), flat.max(axis=0)
@@ -106,7 +113,14 @@ def _scan(
         n += values.shape[0]
         del piece, values, flat
         release_free_memory()
-    if low is None or high is None:
+    if parallel:
+        if low is None or high is None:  # no block here: names and shape from one row
+            values = checked(stream.head(1, as_frame=_named(stream)), True)
+            was_uint8 = values.dtype == np.uint8
+            width = int(np.prod(values.shape[1:]))
+            low, high = np.full(width, np.inf), np.full(width, -np.inf)
+        low, high, n = distributed.reduce_range(low, high, n)
+    if low is None or high is None or n == 0:
         raise InvalidInputError(f"{stream!r} holds no rows to fit on.")
     scale = np.float32(1.0 / UINT8_SCALE if was_uint8 else 1.0)
     return StreamInput(

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from hourglass import persistence
+from hourglass import distributed, persistence
 from hourglass.complexity import complexity_features, corrected_scores, fit_correction
 from hourglass.data.stream import Stream
 from hourglass.distributed import broadcast_seed
@@ -396,8 +396,18 @@ verbose, random_state
         return self
 
     def _scores_of(self, data: NDArray[Any] | Stream) -> NDArray[np.float64]:
-        """Outlier scores of prepared rows, or of a stream (read piece by piece)."""
-        return self.outlier_score(data) if isinstance(data, Stream) else self._outlier_scores(data)
+        """Outlier scores of prepared rows, or of a stream (read piece by piece).
+
+        In data-parallel training each process scores its own blocks of a stream
+        and every process gets all the scores, in rank order.
+        """
+        if not isinstance(data, Stream):
+            return self._outlier_scores(data)
+        if distributed.world_size() == 1:
+            return self.outlier_score(data)
+        part = data.shard(distributed.rank(), distributed.world_size())
+        own = self.outlier_score(part) if part.n_rows else np.empty(0, dtype=np.float64)
+        return distributed.gather_arrays(own)
 
     def _fit_complexity(self, rows: NDArray[Any]) -> None:
         self.complexity_coef_ = fit_correction(
