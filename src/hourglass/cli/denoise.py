@@ -13,6 +13,7 @@ from hourglass._atomic import atomic_file
 from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input
 from hourglass.data.stream import Stream
 from hourglass.estimators import load
+from hourglass.estimators._streaming import takes_frames
 from hourglass.exceptions import InvalidInputError
 from hourglass.report.figures import image_grid
 
@@ -106,7 +107,7 @@ def _denoise_stream(model: Any, noisy: Stream, output: Path, preview: int | None
     written = 0
     with atomic_file(output) as tmp, open(tmp, "wb") as handle:
         np.lib.format.write_array_header_2_0(handle, {**header, "shape": shape})
-        for piece in noisy.pieces(as_frame=noisy.is_table and hasattr(model, "feature_names_in_")):
+        for piece in noisy.pieces(as_frame=takes_frames(model, noisy)):
             denoised = model.denoise(piece).astype(np.float32, copy=False)
             handle.write(np.ascontiguousarray(denoised).tobytes())
             written += len(denoised)

@@ -23,6 +23,7 @@ from hourglass.cli._common import (
 from hourglass.dask import DEFAULT_PARTITION_ROWS
 from hourglass.data.stream import Stream
 from hourglass.estimators import AutoencoderOutlierDetector
+from hourglass.estimators._streaming import takes_frames
 from hourglass.exceptions import InvalidInputError
 from hourglass.scoring import (
     conformal_p_values,
@@ -194,11 +195,8 @@ def _score_stream(
     all_scores: list[np.ndarray[Any, Any]] = []
     all_flags: list[np.ndarray[Any, Any]] = []
     score_column = "outlier_score" if detector.score_type_ == "complexity" else None
-    as_frame = stream.is_table and (
-        hasattr(detector, "feature_names_in_") or detector.arch_ == "tabular"
-    )
     with TableWriter(args.output) as writer:
-        for piece in stream.pieces(as_frame=as_frame):
+        for piece in stream.pieces(as_frame=takes_frames(detector, stream)):
             table = _score_rows(detector, piece, threshold, first_index=writer.n_rows)
             writer.write(table)
             all_scores.append(table[score_column or "reconstruction_error"].to_numpy())

@@ -27,7 +27,7 @@ from hourglass.data.stream import Stream, release_free_memory
 from hourglass.estimators._input import UINT8_SCALE, prepare_input
 from hourglass.exceptions import InvalidInputError
 
-__all__ = ["StreamInput", "piecewise", "scan_stream", "scan_table_stream"]
+__all__ = ["StreamInput", "piecewise", "scan_stream", "scan_table_stream", "takes_frames"]
 
 Method = TypeVar("Method", bound=Callable[..., Any])
 
@@ -147,10 +147,15 @@ def _progress(estimator: Any, stream: Stream, description: str, *, as_frame: boo
     )
 
 
-def _takes_names(estimator: Any) -> bool:
-    """Whether the estimator wants DataFrames: fitted with names, or not fitted yet."""
+def takes_frames(estimator: Any, stream: Stream) -> bool:
+    """Whether ``stream``'s pieces go to ``estimator`` as DataFrames rather than arrays.
+
+    Tables do, for an estimator fitted with column names or on a table (or not
+    fitted yet), so that their columns are checked; arrays, and tables for a
+    model fitted on arrays, go as arrays.
+    """
     fitted = hasattr(estimator, "n_features_in_")
-    return (
+    return _named(stream) and (
         not fitted or hasattr(estimator, "feature_names_in_") or hasattr(estimator, "table_schema_")
     )
 
@@ -175,7 +180,7 @@ def piecewise(method: Method) -> Method:
             return method(self, X, *args, **kwargs)
         self._check_fitted()
         results = []
-        for piece in _progress(self, X, method.__name__, as_frame=_named(X) and _takes_names(self)):
+        for piece in _progress(self, X, method.__name__, as_frame=takes_frames(self, X)):
             results.append(method(self, piece, *args, **kwargs))
             del piece
             release_free_memory()
