@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ __all__ = [
     "add_data_arguments",
     "add_json_argument",
     "add_model_arguments",
+    "at_least",
     "check_table_path",
+    "positive_seconds",
     "print_json",
     "read_input",
     "read_table",
@@ -124,12 +127,8 @@ def check_table_path(path: str) -> str:
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
     """Write ``frame`` to ``path`` (.csv or .parquet), atomically."""
-    suffix = check_table_path(path)
-    with atomic_file(path) as tmp:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
+    with TableWriter(path) as writer:
+        writer.write(frame)
 
 
 class TableWriter:
@@ -173,6 +172,32 @@ class TableWriter:
 def read_table(path: str) -> pd.DataFrame:
     """A table written by :func:`write_table` or :class:`TableWriter`."""
     return pd.read_csv(path) if check_table_path(path) == ".csv" else pd.read_parquet(path)
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type``: a finite positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {text!r}")
+    return value
 
 
 def write_array(array: np.ndarray[Any, Any], path: str) -> None:

@@ -13,7 +13,9 @@ from hourglass.cli._common import (
     add_data_arguments,
     add_json_argument,
     add_model_arguments,
+    at_least,
     check_table_path,
+    positive_seconds,
     print_json,
     read_input,
     read_table,
@@ -78,39 +80,19 @@ def add_parser(subparsers: Any) -> None:
     )
     cluster.add_argument(
         "--dask-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="how long to wait for the scheduler to answer (default: %(default)s)",
     )
     cluster.add_argument(
         "--partition-rows",
-        type=_positive_int,
+        type=at_least(1),
         default=DEFAULT_PARTITION_ROWS,
         metavar="N",
         help="rows of DATA per Dask task (default: %(default)s)",
     )
     parser.set_defaults(run=run)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return value
 
 
 def _check_contamination(args: argparse.Namespace) -> None:

@@ -6,30 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from hourglass.cli._common import add_model_arguments
-
-
-def _at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text!r}")
-        return value
-
-    return parse
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds; got {text!r}")
-    return value
+from hourglass.cli._common import add_model_arguments, at_least, positive_seconds
 
 
 def add_parser(subparsers: Any) -> None:
@@ -58,30 +35,30 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--port",
-        type=_at_least(0),
+        type=at_least(0),
         default=8000,
         help="port; 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
-        "--workers", type=_at_least(1), default=1, help="server processes (default: %(default)s)"
+        "--workers", type=at_least(1), default=1, help="server processes (default: %(default)s)"
     )
     parser.add_argument(
         "--max-batch",
-        type=_at_least(1),
+        type=at_least(1),
         default=DEFAULT_MAX_BATCH,
         metavar="ROWS",
         help="most rows per request (default: %(default)s)",
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=_at_least(1),
+        type=at_least(1),
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="BYTES",
         help="largest request body; larger ones get 413 unread (default: %(default)s)",
     )
     parser.add_argument(
         "--max-connections",
-        type=_at_least(1),
+        type=at_least(1),
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help="connections plus requests in progress per worker beyond which requests get 503 "
@@ -89,7 +66,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--read-timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=DEFAULT_READ_TIMEOUT,
         metavar="SECONDS",
         help="time a client has to send a whole request; slower ones get 408 "
@@ -97,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=_at_least(1),
+        type=at_least(1),
         default=1,
         help="PyTorch threads per worker (default: %(default)s, best for single rows)",
     )
