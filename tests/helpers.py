@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import HealthCheck, settings
 
 
 def bar_images(n: int, seed: int, shape: tuple[int, ...] = (12, 12)) -> np.ndarray:
@@ -37,3 +38,18 @@ def mixed_table(n: int, seed: int) -> pd.DataFrame:
     frame.loc[rng.random(n) < 0.05, "income"] = np.nan
     frame.loc[rng.random(n) < 0.05, "city"] = None
     return frame
+
+
+def bounded_properties(max_examples: int, *also_suppress: HealthCheck) -> settings:
+    """Hypothesis settings for a bounded, deterministic budget (same examples every run).
+
+    No deadline (CI machines are noisy), no example database, and the "too slow"
+    health check off, plus ``also_suppress``.
+    """
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[*also_suppress, HealthCheck.too_slow],
+    )

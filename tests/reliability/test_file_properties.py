@@ -23,23 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from helpers import mixed_table
+from helpers import bounded_properties, mixed_table
 from hourglass import AutoencoderOutlierDetector
 from hourglass.cli import main
 from hourglass.data import read_data, read_idx
 from hourglass.exceptions import DatasetError, HourglassError, InvalidInputError
 
 #: A bounded, deterministic budget: the whole file runs in well under a minute.
-PROPERTIES = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROPERTIES = bounded_properties(30)
 TINY: dict[str, Any] = {
     "latent_dim": 2,
     "hidden_dims": (),

@@ -20,24 +20,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import sparse
 from sklearn.utils._param_validation import InvalidParameterError
 
-from helpers import mixed_table
+from helpers import bounded_properties, mixed_table
 from hourglass import Autoencoder, AutoencoderClusterer, AutoencoderOutlierDetector
 from hourglass.exceptions import HourglassError, InvalidInputError, NotFittedError
 
 #: A bounded, deterministic budget: the whole file runs in well under a minute.
-PROPERTIES = settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROPERTIES = bounded_properties(25)
 #: The smallest models that still exercise every code path.
 TINY: dict[str, Any] = {
     "latent_dim": 2,

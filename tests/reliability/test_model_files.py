@@ -39,7 +39,7 @@ from safetensors.torch import save as safetensors_save
 from torch.overrides import TorchFunctionMode
 
 import hourglass
-from helpers import bar_images, mixed_table
+from helpers import bar_images, bounded_properties, mixed_table
 from hourglass import Autoencoder, AutoencoderOutlierDetector, persistence
 from hourglass.exceptions import (
     HourglassError,
@@ -49,13 +49,7 @@ from hourglass.exceptions import (
 )
 
 #: A bounded, deterministic fuzzing budget (the whole file runs in seconds).
-FUZZ = settings(
-    max_examples=80,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = bounded_properties(80, HealthCheck.function_scoped_fixture)
 #: Far more than any load here needs, far less than an unbounded one would take.
 SECONDS_PER_LOAD = 10.0
 #: No tensor created while loading these tiny models may be larger than this.
