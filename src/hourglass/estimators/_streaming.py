@@ -137,12 +137,13 @@ def _scan(
 
 def _progress(estimator: Any, stream: Stream, description: str, *, as_frame: bool) -> Any:
     quiet = not getattr(estimator, "verbose", 0) or not sys.stderr.isatty()
+    n_pieces = stream.n_pieces()
     return tqdm(
         stream.pieces(as_frame=as_frame),
-        total=stream.n_pieces(),
+        total=n_pieces,
         desc=description,
         unit="piece",
-        disable=quiet or stream.n_pieces() < 2,
+        disable=quiet or n_pieces < 2,
         leave=False,
     )
 
