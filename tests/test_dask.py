@@ -34,8 +34,7 @@ from hourglass.cli import main
 from hourglass.exceptions import HourglassError, InvalidInputError, ModelFileError
 from hourglass.scoring import top_columns
 
-# Chunks of a multiple of 2048 rows (the inference batch) are scored in exactly the
-# batches in-process scoring uses, whatever the model (see hourglass.dask).
+# Rows per chunk in most tests (results do not depend on it: see the random chunks below).
 ALIGNED_ROWS = 2048
 
 
@@ -115,6 +114,34 @@ def test_array_results_equal_in_process_scores(models: Models, client: Client) -
     np.testing.assert_array_equal(got["is_outlier"], (detector.predict(X) == -1).astype(np.int8))
     assert got["is_outlier"].dtype == np.int8
     assert got["is_outlier"][::500].all()  # the planted outliers are found
+
+
+def random_chunks(rng: np.random.Generator, n: int, largest: int) -> tuple[int, ...]:
+    sizes = []
+    while sum(sizes) < n:
+        sizes.append(min(int(rng.integers(1, largest + 1)), n - sum(sizes)))
+    return tuple(sizes)
+
+
+def test_any_chunk_sizes_give_the_in_process_bits(models: Models, client: Client) -> None:
+    rng = np.random.default_rng(0)
+    detector = AutoencoderOutlierDetector.load(models.dense)
+    X = models.images[:600]
+    expected = -detector.score_samples(X)
+    for _ in range(2):
+        chunks = (random_chunks(rng, len(X), 100), 12, 12)
+        results = hourglass.dask.score(models.dense, da.from_array(X, chunks=chunks))
+        got = client.compute(results, sync=True)
+        np.testing.assert_array_equal(got["outlier_score"], expected)
+
+    table = AutoencoderOutlierDetector.load(models.table)
+    frame = models.frame.iloc[:600]
+    expected = table.outlier_score(frame)
+    sizes = np.cumsum(random_chunks(rng, len(frame), 100))
+    divisions = [frame.index[0], *frame.index[sizes[:-1]], frame.index[-1]]
+    data = dd.from_pandas(frame, npartitions=1).repartition(divisions=divisions)
+    got = client.compute(hourglass.dask.score(models.table, data), sync=True)
+    np.testing.assert_array_equal(got["reconstruction_error"], expected)
 
 
 def test_each_worker_loads_the_model_once(models: Models, client: Client) -> None:

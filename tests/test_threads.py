@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
-from hourglass import Autoencoder
+from hourglass import Autoencoder, training
 from hourglass.threads import ThreadTuner, available_cores, num_threads
 
 
@@ -112,8 +114,27 @@ def test_automatic_threads_give_the_weights_of_one_thread(params: dict[str, obje
     assert _same(_weights(X, None, **params), one_thread)  # and again: reproducible
 
 
-def test_reference_shapes_train_identically_on_one_and_two_threads() -> None:
-    # For the reference model the thread count does not change the arithmetic at
-    # all, which is what lets the automatic mode use both cores.
+def test_automatic_mode_uses_several_threads_exactly_where_they_train_identically(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whether the thread count changes the arithmetic depends on the CPU's matrix
+    # library (some split the reference encoder's sums between threads, some do
+    # not). On every CPU, the automatic mode must switch counts only where that
+    # cannot change the weights, and must keep one thread only where it would.
     X = (np.random.default_rng(2).random((700, 28, 28)) * 255).astype(np.uint8)
-    assert _same(_weights(X, 1), _weights(X, 2))
+    tuned: list[bool] = []
+    choose = training._choose_threads
+
+    def spy(*args: Any, **kwargs: Any) -> ThreadTuner | None:
+        tuner = choose(*args, **kwargs)
+        tuned.append(tuner is not None)
+        return tuner
+
+    monkeypatch.setattr(training, "_choose_threads", spy)
+    _weights(X, None)
+    monkeypatch.undo()
+    identical = _same(_weights(X, 1), _weights(X, 2))
+    if tuned == [True]:
+        assert identical
+    elif available_cores() > 1:
+        assert not identical

@@ -100,4 +100,9 @@ def corrected_scores(
     expected for an input that complex, 1 is ``e`` times worse.
     """
     log_errors = np.log(np.asarray(errors, dtype=np.float64) + _EPSILON)
-    return np.asarray(log_errors - _design(features) @ coefficients, dtype=np.float64)
+    # Term by term, not as a matrix product: BLAS rounds a product of one row
+    # differently from one of many, and a sample's score must not depend on its batch.
+    expected = np.full(len(log_errors), coefficients[-1], dtype=np.float64)
+    for j in range(features.shape[1]):
+        expected += features[:, j] * coefficients[j]
+    return np.asarray(log_errors - expected, dtype=np.float64)

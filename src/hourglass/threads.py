@@ -10,9 +10,12 @@ and a block that runs much slower than expected (the machine got busier) starts
 a new round of measurement. Rounds also restart periodically, to notice when
 the machine became idle again.
 
-Changing the thread count does not change the results: the matrix products
-split their output, not their sums, between threads, so the trained weights
-are bit-identical for every thread count (``tests/test_threads.py`` checks this).
+Changing the thread count must not change the results. Whether it does is up to
+the matrix library and the CPU: some split a product's output between threads,
+others (on some AVX-512 CPUs, for the reference encoder) split its sums, which
+changes the rounding. Training therefore checks the first batch's gradients on
+every candidate count and tunes only where they agree, else keeps one thread
+(``hourglass.training``; ``tests/test_threads.py`` checks both cases).
 """
 
 from __future__ import annotations

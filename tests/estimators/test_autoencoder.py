@@ -282,11 +282,11 @@ def test_long_scoring_passes_show_a_progress_bar_only_on_a_terminal(
 ) -> None:
     import sys
 
-    X = np.random.default_rng(0).random((200_000, 2), dtype=np.float32)
+    X = np.random.default_rng(0).random((300_000, 2), dtype=np.float32)
     model = Autoencoder(latent_dim=1, epochs=1, verbose=0, random_state=0).fit(X[:500])
     model.set_params(verbose=1)
     capsys.readouterr()
-    model.reconstruction_error(X)  # 98 batches, but not a terminal: no bar
+    model.reconstruction_error(X)  # 74 blocks, but not a terminal: no bar
     assert "scoring" not in capsys.readouterr().err
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     model.reconstruction_error(X)

@@ -12,7 +12,7 @@ from helpers import bar_images, mixed_table
 from hourglass import Autoencoder, AutoencoderOutlierDetector
 from hourglass.exceptions import InvalidInputError
 from hourglass.serve import RequestError, ScoringModel
-from hourglass.serve._scoring import MIN_SCORED_ROWS, parse_json
+from hourglass.serve._scoring import parse_json
 from serving import as_records
 
 
@@ -84,9 +84,34 @@ def test_a_row_scores_the_same_alone_or_in_any_batch(
         r["score"] for response in table_model.score_prepared(prepared) for r in response["results"]
     ]
     assert alone == whole == together
-    # The library itself, on a batch of at least MIN_SCORED_ROWS rows, agrees.
+    # The library itself agrees, on the whole table and row by row.
     np.testing.assert_array_equal(whole, table_detector.score_samples(frame))
-    assert len(records) >= MIN_SCORED_ROWS
+    np.testing.assert_array_equal(
+        alone, [table_detector.score_samples(frame.iloc[i : i + 1])[0] for i in range(20)]
+    )
+
+
+def test_requests_batched_at_random_score_as_the_library_does() -> None:
+    """Concurrent requests are stacked into one batch: any grouping gives the same bits."""
+    images = bar_images(200, 4, shape=(12, 12))
+    detector = AutoencoderOutlierDetector(epochs=2, fpr=0.05, verbose=0, random_state=0).fit(
+        bar_images(300, 3)
+    )
+    model = ScoringModel(detector)
+    expected = detector.score_samples(images)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        order, start, requests = rng.permutation(len(images)), 0, []
+        while start < len(images):
+            size = int(rng.integers(1, 40))
+            requests.append(order[start : start + size])
+            start += size
+        prepared = [model.prepare({"rows": images[rows].tolist()}) for rows in requests]
+        responses = model.score_prepared(prepared)
+        got = np.empty(len(images))
+        for rows, response in zip(requests, responses, strict=True):
+            got[rows] = [r["score"] for r in response["results"]]
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_vector_model_takes_records_and_rows(vector_detector: AutoencoderOutlierDetector) -> None:

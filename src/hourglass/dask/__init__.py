@@ -14,13 +14,9 @@ The digest of its weights, read by the client, goes with every task: a worker
 that finds another model at that path refuses to score with it.
 
 The results are those of in-process scoring (``detector.outlier_score``,
-``p_values``, ``predict``, ``explain``), bit for bit when every chunk but the
-last holds a multiple of 2048 rows, as :func:`read_data` makes them: the
-workers then score in exactly the batches in-process scoring uses. With other
-chunk sizes, a few rows of a model whose score goes through a sigmoid (a
-model of images, or of data in [0, 1]) can differ in the last bit: PyTorch
-computes the last elements of a batch (or of a thread's share of one) on a
-scalar path that rounds differently from its vector path.
+``p_values``, ``predict``, ``explain``), bit for bit, whatever the chunk or
+partition sizes: a sample's outputs never depend on the rows it is computed with
+(see ``hourglass.estimators._blocks``).
 
 :func:`read_data` opens a data file as a Dask collection, :func:`connect`
 connects to a scheduler (or starts a local cluster). ``hourglass score
@@ -77,7 +73,7 @@ __all__ = [
 ]
 
 INSTALL_HINT = 'pip install "hourglass[dask]"'
-#: Rows per chunk or partition :func:`read_data` aims at: 32 inference batches of 2048 rows.
+#: Rows per chunk or partition :func:`read_data` aims at.
 DEFAULT_PARTITION_ROWS = 65536
 # Dask's nannies start their workers with MALLOC_TRIM_THRESHOLD_=65536 (from this config
 # key), which freezes glibc's mmap threshold: every large temporary array is then mapped
@@ -213,8 +209,7 @@ def read_data(
           sent to the workers with the tasks.
 
     partition_rows : int, default=65536
-        Rows per chunk or partition to aim at. Multiples of 2048 make every
-        chunk's inference batches those of in-process scoring.
+        Rows per chunk or partition to aim at. The results do not depend on it.
 
     Returns
     -------

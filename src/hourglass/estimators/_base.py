@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import sys
 import textwrap
 import time
 import warnings
@@ -26,12 +25,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from tqdm import tqdm
 
 from hourglass import distributed, persistence
 from hourglass._version import __version__
 from hourglass.checkpoint import Checkpoint
 from hourglass.data.stream import Stream, StreamSource
+from hourglass.estimators._blocks import BLOCK_ROW_MULTIPLE, map_blocks
 from hourglass.estimators._input import (
     UINT8_SCALE,
     PreparedInput,
@@ -60,7 +59,7 @@ from hourglass.nn import (
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.invariance import InvariantAutoencoder
 from hourglass.nn.noise import NOISE_KINDS, corrupt
-from hourglass.nn.sequence import ByteTokenizer, SequenceAutoencoder, SequenceConfig
+from hourglass.nn.sequence import PAD, ByteTokenizer, SequenceAutoencoder, SequenceConfig
 from hourglass.nn.tabular import TabularAutoencoder, TabularConfig
 from hourglass.nn.variational import gaussian_kl
 from hourglass.scoring import ERROR_METRICS, per_sample_error
@@ -92,15 +91,15 @@ PARAMETERS_BEFORE_THEY_EXISTED: dict[str, Any] = {"trim": 0.0}
 #: performed alike); on their normal rows only it cost 0.003 (benchmarks/adbench.py).
 TABULAR_TRIM = 0.2
 
-#: Samples per forward pass at inference; large enough to amortise per-call
-#: overhead, small enough to keep memory bounded for any input size.
-INFERENCE_BATCH_SIZE = 2048
-#: Inference passes of at least this many batches show a progress bar (verbose, on a terminal).
-PROGRESS_MIN_BATCHES = 50
-#: The same for the convolutional and sequence families.
-SMALL_INFERENCE_BATCH_SIZE = 128
-#: Inference batches are padded to at least this many rows (see _map_batches).
-MIN_INFERENCE_ROWS = 8
+#: Input values per forward pass at inference (the last block is padded): large
+#: enough to amortise per-call overhead, small enough to keep memory bounded and a
+#: single sample cheap. The rows per block follow from the model's input width, so
+#: they are fixed for a model and a sample's outputs never depend on its batch.
+INFERENCE_BLOCK_VALUES = 2**18
+#: Bounds of the rows per block (powers of two).
+MAX_INFERENCE_BLOCK_ROWS = 4096
+#: Rows per block for the convolutional and sequence families.
+SMALL_INFERENCE_BLOCK_ROWS = 64
 
 
 def _seed_from(random_state: Any) -> int:
@@ -159,6 +158,32 @@ def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(values)
+
+
+#: Texts are computed in groups of lengths up to a multiple of this many bytes.
+TEXT_LENGTH_STEP = 32
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _texts_by_length(tokens: NDArray[Any]) -> list[tuple[NDArray[np.intp], Any]]:
+    """Texts grouped by their own length, rounded up, each group cut to that length.
+
+    A text's group, and so the shape of every tensor it meets, depends on the text
+    alone; cutting all-padding columns saves most of the work on short texts.
+    """
+    lengths = np.maximum((tokens != PAD).sum(axis=1), 1)
+    limits = np.minimum(-(-lengths // TEXT_LENGTH_STEP) * TEXT_LENGTH_STEP, tokens.shape[1])
+    return [
+        (np.flatnonzero(limits == limit), functools.partial(_first_columns, n=int(limit)))
+        for limit in np.unique(limits)
+    ]
+
+
+def _first_columns(rows: NDArray[Any], n: int) -> NDArray[Any]:
+    return rows[:, :n]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -715,41 +740,57 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         # Only binary cross-entropy is undefined for them; _errors checks that.
         return values
 
+    def _inference_block_rows(self) -> int:
+        """Rows per forward pass at inference, fixed for a model (see ``_blocks``)."""
+        if self.arch_ in ("conv", "conv_vae", "sequence"):
+            # Convolutions and recurrences work on large intermediate tensors: small
+            # blocks stay in cache (conv: as fast at 64 rows as at 2048, measured).
+            return SMALL_INFERENCE_BLOCK_ROWS
+        # About INFERENCE_BLOCK_VALUES input values: narrow rows come in larger blocks,
+        # which amortise the per-operation overhead (a block of 4,096 table rows is 3x
+        # faster per row than one of 512).
+        rows = INFERENCE_BLOCK_VALUES // max(1, int(self.n_features_in_))
+        return int(min(MAX_INFERENCE_BLOCK_ROWS, max(BLOCK_ROW_MULTIPLE, _next_power_of_two(rows))))
+
+    def _inference_workers(self) -> int:
+        """Threads computing inference blocks side by side: ``num_threads``, else torch's count."""
+        threads = self._threads()
+        return torch.get_num_threads() if threads is None else threads
+
     def _map_batches(
-        self, values: NDArray[Any], fn: Any, *, batch_size: int | None = None
-    ) -> list[torch.Tensor]:
-        """Apply ``fn(module, x_batch)`` to consecutive batches, in eval mode, without grad."""
+        self,
+        values: NDArray[Any],
+        fn: Any,
+        *,
+        groups: Any = None,
+        parallel: bool = True,
+    ) -> torch.Tensor:
+        """Apply ``fn(module, x_block)`` to fixed-size blocks, in eval mode, without grad.
+
+        A sample's outputs are the same bits whatever it is scored with (see
+        :func:`hourglass.estimators._blocks.map_blocks`). ``parallel=False`` runs the
+        blocks in order on this thread, for functions that draw random numbers.
+        """
         module = self.module_
         module.eval()
-        if batch_size is None:
-            # Convolutions and recurrences work on large intermediate tensors: smaller
-            # batches stay in cache (conv: 2x faster at 128 than at 2048, measured).
-            small = self.arch_ in ("conv", "conv_vae", "sequence")
-            batch_size = SMALL_INFERENCE_BATCH_SIZE if small else INFERENCE_BATCH_SIZE
-        outputs: list[torch.Tensor] = []
-        n_batches = -(-values.shape[0] // batch_size)
-        # A bar only for long passes (large files), and never in logs or pipes.
-        quiet = not self.verbose or n_batches < PROGRESS_MIN_BATCHES or not sys.stderr.isatty()
-        progress = tqdm(total=n_batches, desc="scoring", unit="batch", disable=quiet, leave=False)
-        with num_threads(self._threads()), torch.inference_mode(), progress:
-            for start in range(0, values.shape[0], batch_size):
-                rows = values[start : start + batch_size]
-                n_rows = rows.shape[0]
-                if n_rows < MIN_INFERENCE_ROWS:
-                    # Matrix kernels for 1-3 rows round differently: pad with copies of
-                    # the last row, so a sample's score never depends on its batch.
-                    padding = np.repeat(rows[-1:], MIN_INFERENCE_ROWS - n_rows, axis=0)
-                    rows = np.concatenate([rows, padding])
-                batch = to_unit_float(_as_tensor(rows).to(self.device_))
-                outputs.append(fn(module, batch)[:n_rows].cpu())
-                progress.update(1)
-        return outputs
+        if groups is None and self.arch_ == "sequence":
+            groups = _texts_by_length(values)
+        output = map_blocks(
+            values,
+            lambda block: fn(module, block),
+            block_rows=self._inference_block_rows(),
+            device=self.device_,
+            workers=self._inference_workers() if parallel else 1,
+            groups=groups,
+            verbose=bool(self.verbose),
+        )
+        return output
 
     def _reconstruct_values(self, values: NDArray[Any]) -> NDArray[np.float32]:
         def run(module: ReconstructionModule, x: torch.Tensor) -> torch.Tensor:
             return self._clip(module.reconstruct(x))
 
-        return torch.cat(self._map_batches(values, run)).numpy().reshape(values.shape)
+        return self._map_batches(values, run).numpy().reshape(values.shape)
 
     def _clip(self, output: torch.Tensor) -> torch.Tensor:
         """Clip a linear output back into the per-feature range seen in training."""
@@ -765,13 +806,13 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             def nll(module: SequenceAutoencoder, x: torch.Tensor) -> torch.Tensor:
                 return module.per_text_nll(x)
 
-            return torch.cat(self._map_batches(values, nll)).numpy().astype(np.float64)
+            return self._map_batches(values, nll).numpy().astype(np.float64)
         if self.arch_ == "tabular":  # mixed columns: the mean column loss of each row
 
             def row_score(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
                 return module.row_scores(x)
 
-            return torch.cat(self._map_batches(values, row_score)).numpy().astype(np.float64)
+            return self._map_batches(values, row_score).numpy().astype(np.float64)
         if metric not in ERROR_METRICS:
             raise InvalidInputError(
                 f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}."
@@ -796,7 +837,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 return per_sample_error(logits, x, metric, from_logits=True)
             return per_sample_error(self._clip(logits), x, metric, from_logits=False)
 
-        return torch.cat(self._map_batches(values, run)).numpy().astype(np.float64)
+        return self._map_batches(values, run).numpy().astype(np.float64)
 
     @piecewise
     def transform(self, X: Any) -> NDArray[np.float32]:
@@ -818,7 +859,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         def run(module: ReconstructionModule, x: torch.Tensor) -> torch.Tensor:
             return module.encode(x)
 
-        return torch.cat(self._map_batches(values, run)).numpy()
+        return self._map_batches(values, run).numpy()
 
     @piecewise
     def reconstruct(self, X: Any) -> NDArray[np.float32]:
@@ -853,7 +894,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
             return module.decode_logits(module.encode(x))
 
-        out = torch.cat(self._map_batches(values, run)).numpy()
+        out = self._map_batches(values, run).numpy()
         schema = self.table_schema_
         columns: dict[str, Any] = {}
         for j, (name, median, scale) in enumerate(
@@ -875,7 +916,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         def run(module: SequenceAutoencoder, x: torch.Tensor) -> torch.Tensor:
             return module.generate(module.encode(x), length)
 
-        rows = torch.cat(self._map_batches(values, run)).numpy()
+        rows = self._map_batches(values, run).numpy()
         return [ByteTokenizer.decode(row) for row in rows]
 
     def set_index(self, X_ref: Any) -> Any:
@@ -961,10 +1002,22 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         ]
 
     def _column_losses(self, values: NDArray[Any]) -> NDArray[np.float64]:
-        def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
-            return module.column_losses(x)
+        return self._column_losses_and_row_scores(values)[0]
 
-        return torch.cat(self._map_batches(values, run)).numpy().astype(np.float64)
+    def _column_losses_and_row_scores(
+        self, values: NDArray[Any]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Every column's loss and each row's score (their mean) from one forward pass.
+
+        The row scores are those of :meth:`reconstruction_error`, bit for bit.
+        """
+
+        def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
+            losses = module.column_losses(x)
+            return torch.cat([losses, losses.mean(dim=1, keepdim=True)], dim=1)
+
+        both = self._map_batches(values, run).numpy().astype(np.float64)
+        return both[:, :-1], both[:, -1]
 
     def _typical_column_losses(self, values: NDArray[Any]) -> NDArray[np.float64]:
         """Median loss of each column over the training rows where it is present."""
@@ -1085,7 +1138,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 reconstruction = torch.stack([summed_error(z, x) for z in draws]).mean(dim=0)
             return reconstruction + gaussian_kl(mean, log_var)
 
-        values_out = torch.cat(self._map_batches(values, run))
+        # The draws come from one generator: blocks run in order, on this thread.
+        values_out = self._map_batches(values, run, parallel=False)
         return values_out.numpy().astype(np.float64)
 
     def sample(self, n: int, *, random_state: int | None = None) -> NDArray[np.float32]:

@@ -108,13 +108,17 @@ class SequenceAutoencoder(ReconstructionModule):
         return (tokens != PAD).sum(dim=1).clamp(min=1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes ``(batch, latent_dim)`` of token rows ``(batch, max_length)``."""
+        """Codes ``(batch, latent_dim)`` of token rows ``(batch, length)``.
+
+        The encoder runs over every column and each row's code is read at its own
+        last id. Unlike a packed sequence, whose step sizes depend on the other
+        rows' lengths, every row's arithmetic is then the same whatever rows it
+        shares the batch with.
+        """
         tokens = x.long()
-        packed = nn.utils.rnn.pack_padded_sequence(
-            self.embed(tokens), self.lengths(tokens).cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, last = self.encoder(packed)  # last: (1, batch, hidden)
-        codes: torch.Tensor = self.to_code(last[0])
+        states, _ = self.encoder(self.embed(tokens))  # (batch, length, hidden)
+        last = (self.lengths(tokens) - 1).view(-1, 1, 1).expand(-1, 1, states.shape[2])
+        codes: torch.Tensor = self.to_code(states.gather(1, last).squeeze(1))
         return codes
 
     def decode_logits_for(self, z: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -135,10 +139,12 @@ class SequenceAutoencoder(ReconstructionModule):
         return self.decode_logits_for(self.encode(tokens), tokens)
 
     def per_text_nll(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood per byte of each text, ``(batch,)``."""
+        """Mean negative log-likelihood per byte of each text, ``(batch,)``.
+
+        Computed over all of ``x``'s columns (callers cut all-padding columns), so
+        that a row's arithmetic does not depend on the other rows' lengths.
+        """
         tokens = x.long()
-        length = int(self.lengths(tokens).max())
-        tokens = tokens[:, :length]
         logits = self.decode_logits_for(self.encode(tokens), tokens)
         nll = F.cross_entropy(logits.transpose(1, 2), tokens, ignore_index=PAD, reduction="none")
         return nll.sum(dim=1) / self.lengths(tokens)

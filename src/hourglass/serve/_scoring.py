@@ -23,34 +23,26 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from hourglass import persistence
 from hourglass._version import __version__
 from hourglass.estimators import AutoencoderOutlierDetector, load
 from hourglass.exceptions import InvalidInputError, ModelFileError
-from hourglass.nn.tabular import TabularAutoencoder
 from hourglass.serve._limits import DEFAULT_MAX_BATCH
 from hourglass.tabular import MAX_SCALED_VALUE, MISSING_CODE, UNSEEN_CODE
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
-    "MIN_SCORED_ROWS",
     "TOP_COLUMNS",
     "PreparedRequest",
     "RequestError",
     "ScoringModel",
 ]
 
-#: Batches are padded (by repeating their last row) to at least this many rows.
-#: The matrix kernels PyTorch uses for 1 to 3 rows round differently from those for
-#: larger batches (in the last bit); padding makes a row's score independent of how
-#: many rows share its request, and equal to ``score_samples`` on a larger batch.
-MIN_SCORED_ROWS = 8
 #: Columns listed per row, largest contribution first (tabular models).
 TOP_COLUMNS = 3
 #: Error messages are cut to this many characters (they may quote the request).
@@ -301,9 +293,9 @@ class ScoringModel:
     def score_prepared(self, batch: Sequence[PreparedRequest]) -> list[dict[str, Any]]:
         """Score several prepared requests together; one response per request.
 
-        Requests whose values can be stacked share one forward pass. A row's
-        score does not depend on the other rows it is scored with (batches
-        are padded to at least ``MIN_SCORED_ROWS`` rows).
+        Requests whose values can be stacked are scored together. A row's
+        score does not depend on the other rows it is scored with: the estimator
+        computes in fixed-size blocks (see ``hourglass.estimators._blocks``).
         """
         groups: dict[Any, list[int]] = {}
         for i, prepared in enumerate(batch):
@@ -477,15 +469,8 @@ class ScoringModel:
         mean column loss, in float32) and ``explain`` (column losses over their
         typical training value, in float64).
         """
-        detector = self.detector
-        n = values.shape[0]
-        padded = _padded(values, MIN_SCORED_ROWS)
-        with torch.inference_mode():
-            x = torch.from_numpy(padded).to(detector.device_)
-            losses = cast(TabularAutoencoder, detector.module_).column_losses(x)
-            scores = losses.mean(dim=1)
-        errors = scores.cpu().numpy()[:n].astype(np.float64)
-        contributions = losses.cpu().numpy()[:n].astype(np.float64) / self._column_scales
+        losses, errors = self.detector._column_losses_and_row_scores(values)
+        contributions = losses / self._column_scales
         return errors, contributions
 
     # ---------------------------------------------------- arrays, images, texts
@@ -556,11 +541,8 @@ class ScoringModel:
         error, or for ``score_type_ == "complexity"`` the error corrected for
         the input's complexity (``outlier_score``).
         """
-        n = values.shape[0]
-        detector = self.detector
-        padded = _padded(values, MIN_SCORED_ROWS)
-        errors, scores = detector._errors_and_scores(padded)
-        return scores[:n], errors[:n]
+        errors, scores = self.detector._errors_and_scores(values)
+        return scores, errors
 
     # ---------------------------------------------------------------- results
 
@@ -795,11 +777,3 @@ class PreparedRequest:
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _padded(values: NDArray[Any], minimum: int) -> NDArray[Any]:
-    """``values`` with its last row repeated until it has ``minimum`` rows."""
-    missing = minimum - values.shape[0]
-    if missing <= 0:
-        return values
-    return np.concatenate([values, np.repeat(values[-1:], missing, axis=0)])

@@ -1,0 +1,177 @@
+"""Inference in fixed-size blocks: a sample's outputs never depend on its batch.
+
+Numerical kernels are free to round differently for different shapes. A matrix
+product of 1 to 3 rows takes another path than one of 100 rows; an element-wise
+kernel computes the vectorised body of a tensor with one routine (SLEEF's ``exp``)
+and its last few elements with another (the C library's); a matrix library
+given several threads may split a sum between them. Each of these changes the
+last bits of a result, so a naive batched inference gives a row a score that
+depends on how many rows share its batch, where they sit and how many threads
+ran them. A service that batches concurrent requests, Dask partitions of any
+size and files read in pieces would then flag a borderline sample or not by
+chance.
+
+:func:`map_blocks` removes every such dependence by construction instead of by
+tuning:
+
+* **One shape.** Every forward pass runs on exactly ``block_rows`` rows; the last
+  block is padded with copies of its last row. The kernels chosen for a block
+  then depend on the model alone.
+* **No scalar tails.** ``block_rows`` is a multiple of :data:`BLOCK_ROW_MULTIPLE`,
+  so every contiguous ``(block_rows, ...)`` tensor holds a multiple of 64 values:
+  element-wise kernels (whose vector body spans two vectors of at most 16 floats
+  on the CPUs PyTorch supports) run every element through the same routine.
+  Per-row operations on non-contiguous views run the same routine on every row.
+* **One thread per block.** Each block runs on a single intra-op thread, so no
+  sum is ever split between threads; blocks run side by side on a small pool of
+  threads instead, which keeps multi-core throughput.
+* **Groups.** Where a row's own content decides the shape it needs (a text's
+  length), the caller passes a group key per row; each group runs in its own
+  blocks, so the shape depends on the row alone.
+
+What remains is what a row's computation reads: its own values and the model's
+weights. The same bits come out alone, in any batch, at any position, with any
+companions and any thread count, on each kernel set (``ATEN_CPU_CAPABILITY``
+``default``, ``avx2``, ``avx512``; ``tests/reliability/test_batch_invariance.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from hourglass.estimators._input import to_unit_float
+
+__all__ = ["BLOCK_ROW_MULTIPLE", "map_blocks"]
+
+#: Block sizes are multiples of this (see the module docstring).
+BLOCK_ROW_MULTIPLE = 64
+#: Inference passes of at least this many blocks show a progress bar (verbose, on a terminal).
+PROGRESS_MIN_BLOCKS = 50
+
+BlockFunction = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
+    """A tensor of ``values`` (copied: blocks are padded, and read-only arrays stay untouched)."""
+    return torch.from_numpy(np.ascontiguousarray(values))
+
+
+def _padded(rows: NDArray[Any], block_rows: int) -> NDArray[Any]:
+    missing = block_rows - rows.shape[0]
+    if missing == 0:
+        return rows
+    return np.concatenate([rows, np.repeat(rows[-1:], missing, axis=0)])
+
+
+def _use_one_intra_op_thread() -> None:
+    """Run this thread's torch operations (and its matrix library) on one thread."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)  # costly: once per thread, not per block
+
+
+def map_blocks(
+    values: NDArray[Any],
+    fn: BlockFunction,
+    *,
+    block_rows: int,
+    device: torch.device,
+    workers: int = 1,
+    groups: Sequence[tuple[NDArray[np.intp], Callable[[NDArray[Any]], NDArray[Any]]]] | None = None,
+    verbose: bool = False,
+) -> torch.Tensor:
+    """Apply ``fn`` to ``values`` in padded blocks of ``block_rows`` rows; rows in order.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, ...)
+        Model-ready rows; uint8 rows are divided by 255 block by block.
+    fn : callable
+        ``fn(x) -> tensor`` with one leading row per row of ``x``. Called in
+        inference mode; it must treat rows independently.
+    block_rows : int
+        Rows per forward pass, a multiple of :data:`BLOCK_ROW_MULTIPLE`. Fixed for
+        a model: every path that scores it must use the same value.
+    device : torch.device
+        Where the blocks are computed.
+    workers : int, default=1
+        Threads that compute blocks side by side (on CPU; one on other devices).
+        Results do not depend on it.
+    groups : sequence of (row indices, trim), optional
+        Rows that are computed together, each group with ``trim`` applied to its
+        rows first (e.g. cutting texts to the group's length). Default: all rows,
+        untrimmed.
+    verbose : bool, default=False
+        Show a progress bar for long passes on a terminal.
+
+    Returns
+    -------
+    torch.Tensor
+        The rows of ``fn``'s outputs, in the order of ``values``, on the CPU.
+    """
+    if block_rows <= 0 or block_rows % BLOCK_ROW_MULTIPLE:
+        raise ValueError(
+            f"block_rows must be a positive multiple of {BLOCK_ROW_MULTIPLE}; got {block_rows}."
+        )
+    Trim = Callable[[NDArray[Any]], NDArray[Any]]
+    # (rows, trim): slices of ``values`` where there are no groups (no copy), else indices.
+    tasks: list[tuple[slice | NDArray[np.intp], Trim | None]] = []
+    if groups is None:
+        for start in range(0, values.shape[0], block_rows):
+            tasks.append((slice(start, start + block_rows), None))
+    else:
+        for indices, trim in groups:
+            for start in range(0, len(indices), block_rows):
+                tasks.append((indices[start : start + block_rows], trim))
+
+    def run(task: tuple[slice | NDArray[np.intp], Trim | None]) -> torch.Tensor:
+        selection, trim = task
+        rows = values[selection]
+        n_rows = rows.shape[0]
+        if trim is not None:
+            rows = trim(rows)
+        block = to_unit_float(_as_tensor(_padded(rows, block_rows)).to(device))
+        with torch.inference_mode():
+            return fn(block)[:n_rows].cpu()
+
+    threads_before = torch.get_num_threads()
+    on_cpu = device.type == "cpu"
+    quiet = not verbose or len(tasks) < PROGRESS_MIN_BLOCKS or not sys.stderr.isatty()
+    with tqdm(total=len(tasks), desc="scoring", unit="block", disable=quiet, leave=False) as bar:
+        if workers <= 1 or not on_cpu or len(tasks) == 1:
+            if on_cpu:
+                _use_one_intra_op_thread()
+            outputs = []
+            for task in tasks:
+                outputs.append(run(task))
+                bar.update(1)
+        else:
+            with ThreadPoolExecutor(
+                max_workers=workers,
+                thread_name_prefix="hourglass-inference",
+                initializer=_use_one_intra_op_thread,
+            ) as pool:
+                outputs = []
+                for output in pool.map(run, tasks):
+                    outputs.append(output)
+                    bar.update(1)
+    # Workers set the intra-op count of their own threads; that of this thread, and
+    # the default for threads started later, stay the caller's.
+    if torch.get_num_threads() != threads_before:
+        torch.set_num_threads(threads_before)
+    if not outputs:
+        return torch.empty(0)
+    result = torch.cat(outputs)
+    if groups is None:
+        return result
+    order = np.concatenate([cast(NDArray[np.intp], selection) for selection, _ in tasks])
+    restored = torch.empty_like(result)
+    restored[torch.from_numpy(order)] = result
+    return restored
