@@ -18,8 +18,19 @@ install:
 $(STAMP): pyproject.toml constraints.txt
 	$(MAKE) install
 
+# PyTorch's CPU kernel sets (ATEN_CPU_CAPABILITY). The reliability tests (determinism,
+# batch invariance, ...) run under each one this CPU can execute: a result that is
+# bit-identical under one must be under all. The rest of the suite runs once.
+KERNEL_SETS := default \
+  $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo avx2) \
+  $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo avx512)
+
 test: $(STAMP)
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --ignore=tests/reliability
+	@for kernels in $(KERNEL_SETS); do \
+	  echo "== tests/reliability with ATEN_CPU_CAPABILITY=$$kernels"; \
+	  ATEN_CPU_CAPABILITY=$$kernels $(PYTHON) -m pytest tests/reliability || exit 1; \
+	done
 
 demo: $(STAMP)
 	$(PYTHON) -m hourglass demo --out demo-output

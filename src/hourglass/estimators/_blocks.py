@@ -37,10 +37,12 @@ companions and any thread count, on each kernel set (``ATEN_CPU_CAPABILITY``
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +77,39 @@ def _use_one_intra_op_thread() -> None:
     """Run this thread's torch operations (and its matrix library) on one thread."""
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)  # costly: once per thread, not per block
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads, kept for the next calls.
+
+    Threads that live on keep their matrix library's buffers and their allocator's
+    arenas warm from one call to the next.
+    """
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            pool = ThreadPoolExecutor(
+                max_workers=workers,
+                thread_name_prefix="hourglass-inference",
+                initializer=_use_one_intra_op_thread,
+            )
+            _pools[workers] = pool
+        return pool
+
+
+def _forget_pools() -> None:
+    """In a forked child the pools' threads do not exist: start new ones when needed."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def map_blocks(
@@ -131,7 +166,11 @@ def map_blocks(
             for start in range(0, len(indices), block_rows):
                 tasks.append((indices[start : start + block_rows], trim))
 
-    def run(task: tuple[slice | NDArray[np.intp], Trim | None]) -> torch.Tensor:
+    if not tasks:
+        return torch.empty(0)
+    Task = tuple[slice | NDArray[np.intp], Trim | None]
+
+    def compute(task: Task) -> torch.Tensor:
         selection, trim = task
         rows = values[selection]
         n_rows = rows.shape[0]
@@ -141,37 +180,42 @@ def map_blocks(
         with torch.inference_mode():
             return fn(block)[:n_rows].cpu()
 
+    outputs: list[torch.Tensor] = []  # the output, allocated by the first block done
+    allocation = threading.Lock()
+
+    def compute_and_store(task: Task) -> None:
+        result = compute(task)
+        with allocation:
+            if not outputs:
+                with torch.inference_mode():
+                    shape = (values.shape[0], *result.shape[1:])
+                    outputs.append(torch.empty(shape, dtype=result.dtype))
+        # Each block writes its own rows: no gathering pass over the whole output.
+        selection = task[0]
+        with torch.inference_mode():
+            if isinstance(selection, slice):
+                outputs[0][selection] = result
+            else:
+                outputs[0][torch.from_numpy(selection)] = result
+
     threads_before = torch.get_num_threads()
     on_cpu = device.type == "cpu"
+    if on_cpu:
+        _use_one_intra_op_thread()
     quiet = not verbose or len(tasks) < PROGRESS_MIN_BLOCKS or not sys.stderr.isatty()
-    with tqdm(total=len(tasks), desc="scoring", unit="block", disable=quiet, leave=False) as bar:
-        if workers <= 1 or not on_cpu or len(tasks) == 1:
-            if on_cpu:
-                _use_one_intra_op_thread()
-            outputs = []
-            for task in tasks:
-                outputs.append(run(task))
-                bar.update(1)
-        else:
-            with ThreadPoolExecutor(
-                max_workers=workers,
-                thread_name_prefix="hourglass-inference",
-                initializer=_use_one_intra_op_thread,
-            ) as pool:
-                outputs = []
-                for output in pool.map(run, tasks):
-                    outputs.append(output)
+    try:
+        with tqdm(
+            total=len(tasks), desc="scoring", unit="block", disable=quiet, leave=False
+        ) as bar:
+            if workers <= 1 or not on_cpu:
+                for task in tasks:
+                    compute_and_store(task)
                     bar.update(1)
-    # Workers set the intra-op count of their own threads; that of this thread, and
-    # the default for threads started later, stay the caller's.
-    if torch.get_num_threads() != threads_before:
+            else:
+                for _ in _pool(workers).map(compute_and_store, tasks):
+                    bar.update(1)
+    finally:
+        # Workers set the intra-op count of their own threads only; this thread's,
+        # which is also the default of threads started later, is the caller's again.
         torch.set_num_threads(threads_before)
-    if not outputs:
-        return torch.empty(0)
-    result = torch.cat(outputs)
-    if groups is None:
-        return result
-    order = np.concatenate([cast(NDArray[np.intp], selection) for selection, _ in tasks])
-    restored = torch.empty_like(result)
-    restored[torch.from_numpy(order)] = result
-    return restored
+    return outputs[0]
