@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import bar_images as _bars
 from hourglass import Autoencoder, AutoencoderOutlierDetector, load
+from hourglass.data import Stream
 from hourglass.exceptions import InvalidInputError
 
 FAMILIES = ["dense", "conv", "vae", "conv_vae"]
@@ -78,20 +80,38 @@ def test_conv_needs_images() -> None:
         Autoencoder(arch="conv", **FAST).fit(rows)
 
 
-def test_auto_picks_conv_for_images_and_dense_for_rows(caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_picks_dense_for_images_tabular_for_tables_and_sequence_for_texts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     images = _bars(60, seed=8)
     with caplog.at_level("INFO", logger="hourglass"):
         model = Autoencoder(arch="auto", random_state=0, **FAST).fit(images)
-    assert model.arch_ == "conv"
-    assert "chose arch='conv'" in caplog.text
-    rows = images.reshape(60, -1)
-    assert Autoencoder(arch="auto", random_state=0, **FAST).fit(rows).arch_ == "dense"
+    assert model.arch_ == "dense"
+    assert "chose arch='dense'" in caplog.text
+    rows = images.reshape(60, -1).astype(np.float32)
+    auto = Autoencoder(arch="auto", random_state=0, **FAST)
+    assert auto.fit(rows).arch_ == "tabular"  # 2-D arrays are tables
+    assert auto.fit(pd.DataFrame(rows)).arch_ == "tabular"
+    assert auto.fit(["a text", "another one"] * 10).arch_ == "sequence"
+    # Options only the dense family takes keep 2-D arrays on it.
+    assert auto.set_params(noise="gaussian").fit(rows).arch_ == "dense"
+    assert auto.set_params(noise=None, loss="mse").fit(rows).arch_ == "dense"
+
+
+def test_auto_treats_a_streamed_npy_of_rows_as_a_table(tmp_path: Path) -> None:
+    rows = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    np.save(tmp_path / "rows.npy", rows)
+    model = Autoencoder(arch="auto", random_state=0, **FAST).fit(Stream.open(tmp_path / "rows.npy"))
+    assert model.arch_ == "tabular"
+    in_memory = Autoencoder(arch="auto", random_state=0, **FAST).fit(rows)
+    assert in_memory.arch_ == "tabular"
+    assert model.transform(rows).shape == (200, model.latent_dim)
 
 
 def test_the_chosen_family_is_saved(tmp_path: Path) -> None:
     images = _bars(60, seed=9)
     model = Autoencoder(arch="auto", random_state=0, **FAST).fit(images)
     restored = load(model.save(tmp_path / "m"))
-    assert restored.arch_ == "conv"
+    assert restored.arch_ == "dense"
     assert restored.get_params()["arch"] == "auto"
     np.testing.assert_array_equal(restored.reconstruct(images), model.reconstruct(images))

@@ -141,9 +141,11 @@ def test_models_streams_cannot_train_say_what_to_do(tmp_path: Path) -> None:
         AutoencoderOutlierDetector(**SMALL, arch="sequence").fit(
             Stream.open(tmp_path / "mixed.parquet")
         )
-    np.save(tmp_path / "a.npy", _rows(50))
+    np.save(tmp_path / "images.npy", np.zeros((50, 4, 4), dtype=np.uint8))
     with pytest.raises(InvalidInputError, match="needs a table"):
-        AutoencoderOutlierDetector(**SMALL, arch="tabular").fit(Stream.open(tmp_path / "a.npy"))
+        AutoencoderOutlierDetector(**SMALL, arch="tabular").fit(
+            Stream.open(tmp_path / "images.npy")
+        )
 
 
 def _planted_table(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

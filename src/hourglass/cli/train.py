@@ -47,9 +47,9 @@ def add_parser(subparsers: Any) -> None:
         "--arch",
         default="dense",
         choices=["dense", "conv", "vae", "conv_vae", "sequence", "tabular", "auto"],
-        help="dense; conv for images; vae / conv_vae: variational; sequence for text (a .txt "
-        "file); tabular for mixed tables (CSV/Parquet); auto: chosen from the data "
-        "(default: dense)",
+        help="dense (the default); conv for images; vae / conv_vae: variational; sequence for "
+        "text (a .txt file); tabular for tables (CSV/Parquet); auto: tabular for tables and "
+        "2-D arrays, dense for images, sequence for text",
     )
     model.add_argument(
         "--categorical-columns",

@@ -291,12 +291,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                     "arch='sequence' cannot be trained from a stream yet. Fit on texts that fit "
                     "in memory, then score the whole stream."
                 )
-            if self.arch == "tabular" or (self.arch == "auto" and not X.is_numeric):
+            if self.arch == "tabular" or (self.arch == "auto" and self._auto_picks_table(X)):
                 return self._prepare_table_stream(X)
             return scan_stream(self, X)
         if self.arch == "sequence" or (self.arch == "auto" and is_text(X)):
             return prepare_text(self, X, max_length=TEXT_MAX_BYTES)
-        if self.arch == "tabular" or (self.arch == "auto" and _has_non_numeric_columns(X)):
+        if self.arch == "tabular" or (self.arch == "auto" and self._auto_picks_table(X)):
             frame = _as_frame(X)
             forced = None if self.categorical_columns is None else list(self.categorical_columns)
             self.table_schema_ = TableSchema.fit(frame, categorical=forced)
@@ -308,6 +308,31 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             )
         return prepare_input(self, X, reset=True)
 
+    def _asks_for_dense(self) -> bool:
+        """Whether options only the dense family has were set: denoising, a fixed output or loss."""
+        return self.noise is not None or self.output_activation != "auto" or self.loss != "auto"
+
+    def _auto_picks_table(self, X: Any) -> bool:
+        """Whether ``arch="auto"`` trains the tabular family on ``X``.
+
+        Tables with non-numeric columns always; DataFrames, table files and 2-D
+        arrays of numbers too, unless options of the dense family were set.
+        """
+        if isinstance(X, Stream):
+            if not X.is_numeric:
+                return True
+            rows = X.list_column is None and len(X.sample_shape) == 1
+            return rows and not self._asks_for_dense()
+        if _has_non_numeric_columns(X):
+            return True
+        if type(X).__module__.startswith("scipy.sparse"):
+            return False  # refused with its own message
+        try:
+            two_dimensional = hasattr(X, "columns") or np.ndim(X) == 2
+        except ValueError:  # ragged nested lists: refused with their own message
+            return False
+        return two_dimensional and not self._asks_for_dense()
+
     def _prepare_table_stream(self, stream: Stream) -> StreamInput:
         """A table too large for memory: its schema from a sample, then every piece checked.
 
@@ -315,15 +340,17 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         ``TABLE_SCHEMA_SAMPLE_ROWS`` rows drawn uniformly; a category missing from
         the sample is treated as unseen, as after fit.
         """
-        if not stream.is_table or stream.list_column is not None:
+        if stream.list_column is not None or len(stream.sample_shape) != 1:
             raise InvalidInputError(
-                "arch='tabular' needs a table (Parquet or CSV columns); "
-                f"{stream!r} holds arrays. Use arch='dense' (or 'auto')."
+                "arch='tabular' needs a table (Parquet or CSV columns, or .npy rows); "
+                f"{stream!r} holds samples of shape {stream.sample_shape}. Use arch='dense' "
+                "(or 'auto')."
             )
         sample = self._table_sample(stream)
         forced = None if self.categorical_columns is None else list(self.categorical_columns)
         self.table_schema_ = TableSchema.fit(sample, categorical=forced)
-        scanned = scan_table_stream(self, stream, self.table_schema_.encode)
+        schema = self.table_schema_
+        scanned = scan_table_stream(self, stream, lambda piece: schema.encode(_as_frame(piece)))
         return replace(scanned, sample=self.table_schema_.encode(sample))
 
     @staticmethod
@@ -335,9 +362,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """
         fraction = min(1.0, TABLE_SCHEMA_SAMPLE_ROWS / max(1, stream.n_rows))
         if distributed.world_size() == 1:
-            return stream.split(fraction, 0)[0].read(as_frame=True)
+            return _as_frame(stream.split(fraction, 0)[0].read(as_frame=True))
         own = stream.shard(distributed.rank(), distributed.world_size()).split(fraction, 0)[0]
-        part = own.read(as_frame=True) if own.n_rows else stream.head(1, as_frame=True).iloc[:0]
+        part = _as_frame(own.read(as_frame=True) if own.n_rows else stream.head(1, as_frame=True))
+        if not own.n_rows:
+            part = part.iloc[:0]
         return pd.concat(distributed.gather_objects(part), ignore_index=True)
 
     def _prepare_later_input(self, X: Any) -> PreparedInput:
@@ -391,8 +420,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             arch = "sequence"
         elif prepared.is_table:
             arch = "tabular"
-        else:
-            arch = "conv" if len(self.input_shape_) in (2, 3) else "dense"
+        else:  # images (the reference model), or rows with options of the dense family
+            arch = "dense"
         _LOGGER.info(
             "%s(arch='auto') chose arch=%r for samples of shape %s.",
             type(self).__name__,

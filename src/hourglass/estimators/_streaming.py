@@ -74,10 +74,11 @@ def scan_stream(estimator: Any, stream: Stream, *, reset: bool = True) -> Stream
 def scan_table_stream(
     estimator: Any, stream: Stream, encode: Callable[[pd.DataFrame], NDArray[np.float32]]
 ) -> StreamInput:
-    """Encode every piece of a table ``stream`` with ``encode`` (which checks it)."""
-    if not stream.is_table:
+    """Encode every piece of a table ``stream`` (or of ``.npy`` rows) with ``encode``."""
+    if stream.list_column is not None or len(stream.sample_shape) != 1:
         raise InvalidInputError(
-            f"arch='tabular' needs a table (Parquet or CSV columns); {stream!r} holds arrays."
+            f"arch='tabular' needs a table (Parquet or CSV columns, or .npy rows); {stream!r} "
+            "holds arrays."
         )
     return _scan(estimator, stream, reset=False, encode=encode)
 

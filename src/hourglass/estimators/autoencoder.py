@@ -14,11 +14,12 @@ __all__ = ["Autoencoder"]
 
 
 class Autoencoder(BaseAutoencoder):
-    """A dense autoencoder with a scikit-learn interface.
+    """An autoencoder of any family, with a scikit-learn interface.
 
-    The encoder flattens each sample and maps it through ``hidden_dims`` to a
-    ``latent_dim``-dimensional code; the decoder mirrors it back to the input's
-    shape. With the defaults on 28×28 images this is the reference model:
+    The encoder maps each sample to a ``latent_dim``-dimensional code and the
+    decoder maps the code back to the input. ``arch`` names the family, or
+    ``"auto"`` lets the data choose it. On 28×28 images the defaults give the
+    reference model:
     Flatten → Linear(784→64) + ReLU → Linear(64→784) + sigmoid, Glorot-normal
     weights, zero biases, binary cross-entropy, Adam (lr 1e-3), batch 64,
     10 epochs, reshuffled every epoch.
@@ -28,17 +29,23 @@ class Autoencoder(BaseAutoencoder):
 
     Parameters
     ----------
-    arch : {"dense", "conv", "vae", "conv_vae", "auto"}, default="dense"
-        The family: ``"dense"`` (fully connected; any input shape);
-        ``"conv"`` (strided 3×3 convolutions down, 4×4 transposed
-        convolutions back up; images of shape (n, h, w) or (n, c, h, w) of any
-        size, padded and cropped internally); ``"vae"`` and ``"conv_vae"``
-        (variational autoencoders with a dense or convolutional body, see
-        :mod:`hourglass.nn.variational`: codes and scores use the posterior
-        mean, :meth:`negative_elbo` and :meth:`sample` become available).
-        ``"auto"`` picks ``"conv"`` for image-shaped input (n, h, w) or
-        (n, c, h, w) and ``"dense"`` otherwise; the choice is logged (logger
-        ``"hourglass"``) and saved as ``arch_``.
+    arch : {"dense", "conv", "vae", "conv_vae", "sequence", "tabular", "auto"}, \
+default="dense"
+        The family. ``"auto"`` chooses from the training data: ``"sequence"``
+        for texts (a list of strings); ``"tabular"`` for DataFrames, table files
+        and 2-D arrays, numeric or mixed (unless ``noise``, ``output_activation``
+        or ``loss`` is set, which only the dense family takes: then
+        ``"dense"``); ``"dense"`` for images (n, h, w) or (n, c, h, w). The
+        choice is logged (logger ``"hourglass"``) and saved as ``arch_``.
+        Otherwise: ``"dense"`` (fully connected; any input shape); ``"conv"``
+        (strided 3×3 convolutions down, 4×4 transposed convolutions back up;
+        images of any size, padded and cropped internally); ``"vae"`` and
+        ``"conv_vae"`` (variational autoencoders with a dense or convolutional
+        body, see :mod:`hourglass.nn.variational`: codes and scores use the
+        posterior mean, :meth:`negative_elbo` and :meth:`sample` become
+        available); ``"sequence"`` (a GRU over the UTF-8 bytes of texts);
+        ``"tabular"`` (mixed numeric and categorical columns, robust-scaled, with
+        per-column losses and :meth:`explain`).
     latent_dim : int, default=64
         Size of the code.
     hidden_dims : tuple of int, default=()
