@@ -16,8 +16,9 @@ writes one CSV row per data set, seed and detector.
 
 **Detectors** (``--detectors``; default: every one but the candidates):
 
-- ``hourglass-dense``: ``AutoencoderOutlierDetector()``, the defaults (dense).
-- ``hourglass-tabular``: ``AutoencoderOutlierDetector(arch="tabular")``, hourglass's
+- ``hourglass-dense``: ``AutoencoderOutlierDetector(arch="dense")``.
+- ``hourglass-tabular``: ``AutoencoderOutlierDetector(arch="tabular")``, what the default
+  (``arch="auto"``) trains on these tables: hourglass's
   default tabular detector.
 - PyOD's ``IForest``, ``ECOD``, ``KNN``, ``LOF``, ``PCA``, ``AutoEncoder`` and ``VAE``
   with their defaults, seeded with ``random_state=seed`` where they take one, deep
@@ -210,7 +211,12 @@ def detectors(pyod_threads: int) -> dict[str, Detector]:
     """Every detector the script knows, in table order."""
     tabular: dict[str, Any] = {"arch": "tabular"}
     listed = [
-        Detector("hourglass-dense", "hourglass", hourglass(), "AutoencoderOutlierDetector()"),
+        Detector(
+            "hourglass-dense",
+            "hourglass",
+            hourglass(arch="dense"),
+            'AutoencoderOutlierDetector(arch="dense")',
+        ),
         Detector(
             "hourglass-tabular",
             "hourglass",

@@ -86,7 +86,7 @@ def image_workload(where: Path, folder: Path, n_rows: int) -> tuple[Path, Path]:
     train, _ = load_fashion_mnist("train", data_dir=where)
     test, _ = load_fashion_mnist("test", data_dir=where)
     model = AutoencoderOutlierDetector(
-        latent_dim=32, hidden_dims=(256,), epochs=2, verbose=0, random_state=0
+        arch="dense", latent_dim=32, hidden_dims=(256,), epochs=2, verbose=0, random_state=0
     )
     model.fit(train).save(folder / "image-model")
     path = folder / "images.npy"

@@ -1,6 +1,6 @@
 """Benchmark: data-parallel training (``hourglass train --nproc N``) against one process.
 
-Trains the CLI's default dense detector (``--score-type error``, 10% of the
+Trains the CLI's dense detector (``--score-type error``, 10% of the
 training rows held out for the validation loss) with the same seed and global
 batch, as ``hourglass train`` in one process and as ``hourglass train --nproc N``
 (torchrun, gloo, DistributedDataParallel), and prints the final validation loss,
@@ -41,7 +41,7 @@ def train(
     """(final validation loss, median epoch s, fit s, wall s) of one ``hourglass train`` run."""
     command = [sys.executable, "-m", "hourglass", "train", str(data), "-o", str(out)]
     command += ["--epochs", str(epochs), "--validation-fraction", "0.1", "--seed", "0"]
-    command += ["--score-type", "error", "-q", *extra]
+    command += ["--arch", "dense", "--score-type", "error", "-q", *extra]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started

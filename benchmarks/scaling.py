@@ -12,8 +12,8 @@ memory. The fitted exponent ``b`` of ``time ∝ size^b`` (least squares in
 log-log; epoch time for training) is printed for each series: 1 is linear.
 Time the runs on a quiet machine: other processes inflate single runs.
 
-Detectors: ``AutoencoderOutlierDetector(epochs=1)`` (dense, defaults) and the
-same with ``arch="tabular"``.
+Detectors: ``AutoencoderOutlierDetector(arch="dense", epochs=1)`` and the same with
+``arch="tabular"`` (what the default, ``arch="auto"``, trains on tables).
 
 Run: ``python benchmarks/scaling.py [--data-dir DIR] [--archs dense tabular]``
 (``--data-dir`` defaults to ``$HOURGLASS_DATA``).

@@ -11,8 +11,8 @@
    AUROC on the test part, seeds 0–2, mean over seeds per data set (the protocol
    lives in ``adbench_protocol.py``; ``adbench.py`` runs it against PyOD's detectors).
 
-Detectors: ``AutoencoderOutlierDetector()`` (dense, defaults), the same with
-``arch="tabular"``, and scikit-learn's ``IsolationForest`` (defaults), all in
+Detectors: ``AutoencoderOutlierDetector(arch="dense")``, the same with
+``arch="tabular"`` (what the default, ``arch="auto"``, trains on tables), and scikit-learn's ``IsolationForest`` (defaults), all in
 the same run.
 
 Run: ``python benchmarks/tabular.py [--data-dir DIR] [--seeds 0 1 2] [--epochs 10]``

@@ -244,6 +244,20 @@ def test_a_tabular_model_refuses_an_array(models: Models) -> None:
         hourglass.dask.score(models.table, da.zeros((4, 4), chunks=(2, 4)))
 
 
+def test_a_tabular_model_fitted_on_an_array_scores_arrays(tmp_path: Path, client: Client) -> None:
+    X = np.random.default_rng(0).normal(size=(400, 6))
+    detector = AutoencoderOutlierDetector(
+        arch="auto", epochs=2, fpr=0.05, verbose=0, random_state=0
+    ).fit(X)
+    assert detector.arch_ == "tabular"  # arch="auto" on a 2-D array
+    path = detector.save(tmp_path / "model")
+    results = hourglass.dask.score(path, da.from_array(X, chunks=(77, 6)))
+    got = client.compute(results, sync=True)
+    np.testing.assert_array_equal(got["reconstruction_error"], detector.outlier_score(X))
+    with pytest.raises(InvalidInputError, match="a 2-D array of its 6 columns"):
+        hourglass.dask.score(path, da.zeros((4, 5), chunks=(2, 5)))
+
+
 def test_a_model_other_than_the_expected_one_is_refused(models: Models) -> None:
     with pytest.raises(ModelFileError, match=r"not the 0{12}\.\.\. the scoring started with"):
         hourglass.dask.cached_model(models.dense, digest="0" * 64)

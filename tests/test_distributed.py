@@ -40,6 +40,7 @@ from hourglass.training import TensorSource
 # last batch of 64 has 1 row and rank 1 runs it with a padding row of weight 0.
 N_ROWS, N_FEATURES = 1002, 20
 DETECTOR = {
+    "arch": "dense",
     "latent_dim": 3,
     "epochs": 5,
     "batch_size": 64,

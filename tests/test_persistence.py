@@ -20,7 +20,15 @@ import hourglass
 from hourglass import Autoencoder, AutoencoderOutlierDetector, persistence
 from hourglass.exceptions import ModelFileError, ModelVersionError, NotFittedError
 
-FAST: dict[str, Any] = {"epochs": 2, "batch_size": 32, "verbose": 0, "random_state": 0}
+# These tests are about the dense family (arch='auto' trains the tabular one on 2-D
+# arrays; see test_tabular_autoencoder.py and test_families.py).
+FAST: dict[str, Any] = {
+    "arch": "dense",
+    "epochs": 2,
+    "batch_size": 32,
+    "verbose": 0,
+    "random_state": 0,
+}
 
 
 def _unit_data(n: int = 160, seed: int = 0) -> np.ndarray:

@@ -224,6 +224,7 @@ def run_demo(
         print(f"Training data: {protocol.description}; using {train.shape[0]:,} images.")
 
     detector = AutoencoderOutlierDetector(
+        arch="dense",  # the reference model, seed for seed
         epochs=epochs,
         random_state=seed,
         fpr=fpr,

@@ -562,7 +562,8 @@ def test_drop_columns_naming_an_absent_column_is_a_one_line_error(
 def test_a_non_numeric_column_without_drop_columns_is_a_one_line_error(
     table: Table, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", str(table.data), "-o", str(tmp_path / "model"), "--epochs", "1", "-q"]
+    model = str(tmp_path / "model")
+    argv = ["train", str(table.data), "-o", model, "--epochs", "1", "-q", "--arch", "dense"]
 
     assert main(argv) == 1
 

@@ -12,7 +12,15 @@ import torch
 from hourglass import Autoencoder
 from hourglass.exceptions import InvalidInputError, NotFittedError, TrainingError
 
-FAST: dict[str, Any] = {"latent_dim": 2, "epochs": 2, "batch_size": 32, "verbose": 0}
+# These tests are about the dense family (arch='auto' trains the tabular one on 2-D
+# arrays; see test_tabular_autoencoder.py and test_families.py).
+FAST: dict[str, Any] = {
+    "arch": "dense",
+    "latent_dim": 2,
+    "epochs": 2,
+    "batch_size": 32,
+    "verbose": 0,
+}
 
 # Data near a 2-D plane in R^10: an autoencoder with a 2-D code can learn it.
 _PLANE = np.random.default_rng(0).normal(size=(2, 10))
@@ -31,6 +39,7 @@ def train_data() -> np.ndarray:
 @pytest.fixture(scope="module")
 def model(train_data: np.ndarray) -> Autoencoder:
     return Autoencoder(
+        arch="dense",
         latent_dim=2,
         hidden_dims=(16,),
         epochs=40,

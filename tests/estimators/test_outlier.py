@@ -13,7 +13,15 @@ from hourglass import AutoencoderOutlierDetector
 from hourglass.exceptions import HourglassError, InvalidInputError, NotFittedError
 from hourglass.scoring import conformal_p_values, conformal_threshold
 
-FAST: dict[str, Any] = {"latent_dim": 2, "epochs": 2, "batch_size": 32, "verbose": 0}
+# These tests are about the dense family (arch='auto' trains the tabular one on 2-D
+# arrays; see test_tabular_autoencoder.py and test_families.py).
+FAST: dict[str, Any] = {
+    "arch": "dense",
+    "latent_dim": 2,
+    "epochs": 2,
+    "batch_size": 32,
+    "verbose": 0,
+}
 
 # Normal data lie near a 2-D plane in R^10; outliers do not.
 _PLANE = np.random.default_rng(0).normal(size=(2, 10))
@@ -38,6 +46,7 @@ def train_data() -> np.ndarray:
 def detector(train_data: np.ndarray) -> AutoencoderOutlierDetector:
     """fpr=0.05 with 1000 calibration samples (20% of 5000)."""
     return AutoencoderOutlierDetector(
+        arch="dense",
         latent_dim=2,
         hidden_dims=(16,),
         epochs=10,

@@ -15,7 +15,15 @@ from hourglass import Autoencoder, AutoencoderOutlierDetector
 from hourglass.data.stream import Stream
 from hourglass.exceptions import InvalidInputError
 
-SMALL = {"hidden_dims": (16,), "latent_dim": 4, "epochs": 3, "verbose": 0, "random_state": 0}
+# Numeric streams on the dense family (arch="tabular" is named where a test is about tables).
+SMALL = {
+    "arch": "dense",
+    "hidden_dims": (16,),
+    "latent_dim": 4,
+    "epochs": 3,
+    "verbose": 0,
+    "random_state": 0,
+}
 
 
 def _rows(n: int = 1200, seed: int = 0) -> np.ndarray:
@@ -87,7 +95,7 @@ def test_uint8_images_stream_from_npy(tmp_path: Path) -> None:
     images = bar_images(400, seed=0)
     np.save(tmp_path / "bars.npy", images)
     stream = Stream.open(tmp_path / "bars.npy", piece_bytes=50 * images[0].nbytes)
-    detector = AutoencoderOutlierDetector(**SMALL, arch="conv", fpr=0.05).fit(stream)
+    detector = AutoencoderOutlierDetector(**{**SMALL, "arch": "conv"}, fpr=0.05).fit(stream)
     assert detector.scales_uint8_
     assert detector.input_shape_ == (12, 12)
     assert detector.score_type_ == "complexity"  # fitted on a sample of the stream
@@ -134,16 +142,16 @@ def test_models_streams_cannot_train_say_what_to_do(tmp_path: Path) -> None:
     frame = pd.DataFrame({"x": np.arange(20.0), "kind": ["a", "b"] * 10})
     frame.to_parquet(tmp_path / "mixed.parquet")
     with pytest.raises(InvalidInputError, match="non-numeric columns"):
-        AutoencoderOutlierDetector(**SMALL, arch="dense").fit(
+        AutoencoderOutlierDetector(**{**SMALL, "arch": "dense"}).fit(
             Stream.open(tmp_path / "mixed.parquet")
         )
     with pytest.raises(InvalidInputError, match="arch='sequence' cannot be trained from a stream"):
-        AutoencoderOutlierDetector(**SMALL, arch="sequence").fit(
+        AutoencoderOutlierDetector(**{**SMALL, "arch": "sequence"}).fit(
             Stream.open(tmp_path / "mixed.parquet")
         )
     np.save(tmp_path / "images.npy", np.zeros((50, 4, 4), dtype=np.uint8))
     with pytest.raises(InvalidInputError, match="needs a table"):
-        AutoencoderOutlierDetector(**SMALL, arch="tabular").fit(
+        AutoencoderOutlierDetector(**{**SMALL, "arch": "tabular"}).fit(
             Stream.open(tmp_path / "images.npy")
         )
 
@@ -170,10 +178,10 @@ def test_a_tabular_detector_trains_on_a_mixed_table_stream(tmp_path: Path) -> No
     frame.to_parquet(tmp_path / "mixed.parquet", row_group_size=250)
     stream = Stream.open(tmp_path / "mixed.parquet")
     params = {**SMALL, "hidden_dims": (32,), "epochs": 10, "learning_rate": 3e-3}
-    detector = AutoencoderOutlierDetector(**params, arch="auto", fpr=0.05).fit(stream)
+    detector = AutoencoderOutlierDetector(**{**params, "arch": "auto"}, fpr=0.05).fit(stream)
     assert detector.arch_ == "tabular"
     assert set(detector.table_schema_.categorical) == {"city", "owner"}
-    in_memory = AutoencoderOutlierDetector(**params, arch="tabular", fpr=0.05).fit(frame)
+    in_memory = AutoencoderOutlierDetector(**{**params, "arch": "tabular"}, fpr=0.05).fit(frame)
     assert detector.table_schema_ == in_memory.table_schema_  # a sample of all 3,000 rows
     scores = detector.score_samples(stream)
     np.testing.assert_array_equal(scores, detector.score_samples(frame))
@@ -242,7 +250,7 @@ def test_a_tabular_model_scores_a_mixed_table_stream(tmp_path: Path) -> None:
 
     frame = mixed_table(300, seed=0)
     frame.to_parquet(tmp_path / "mixed.parquet", row_group_size=50)
-    detector = AutoencoderOutlierDetector(**SMALL, arch="tabular", fpr=0.05).fit(frame)
+    detector = AutoencoderOutlierDetector(**{**SMALL, "arch": "tabular"}, fpr=0.05).fit(frame)
     stream = Stream.open(tmp_path / "mixed.parquet")
     np.testing.assert_array_equal(detector.score_samples(stream), detector.score_samples(frame))
     pd.testing.assert_frame_equal(detector.explain(stream), detector.explain(frame))

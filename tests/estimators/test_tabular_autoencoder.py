@@ -85,10 +85,11 @@ def test_wrong_inputs_are_clear_errors(detector: AutoencoderOutlierDetector) -> 
         detector.score_samples(mixed_table(5, seed=7).drop(columns="owner"))
     with pytest.raises(InvalidInputError, match="needs a table"):
         Autoencoder(arch="tabular", epochs=1, **FAST).fit(np.zeros((5, 2, 2)))
+    dense = Autoencoder(arch="dense", epochs=1, **FAST).fit(
+        np.random.default_rng(0).random((20, 3))
+    )
     with pytest.raises(InvalidInputError, match="explain needs a tabular model"):
-        Autoencoder(epochs=1, **FAST).fit(np.random.default_rng(0).random((20, 3))).explain(
-            np.zeros((2, 3))
-        )
+        dense.explain(np.zeros((2, 3)))
 
 
 def test_cli_scores_name_the_top_columns_of_flagged_rows(tmp_path: Path) -> None:
@@ -140,3 +141,14 @@ def test_reconstruct_returns_a_table_in_original_units(
     assert len(rebuilt) == 200
     assert np.nanmedian(np.abs(rebuilt["age"] - rows["age"])) < 10  # years, not scaled units
     assert set(rebuilt["city"]) <= {"north", "centre", "south"}
+
+
+def test_a_tabular_model_refuses_other_metrics() -> None:
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    model = Autoencoder(arch="auto", **FAST, epochs=1).fit(X)
+    assert model.arch_ == "tabular"
+    np.testing.assert_array_equal(
+        model.reconstruction_error(X, metric="column_loss"), model.reconstruction_error(X)
+    )
+    with pytest.raises(InvalidInputError, match="scores samples by 'column_loss' only"):
+        model.reconstruction_error(X, metric="mae")

@@ -138,6 +138,6 @@ def test_bad_trim_values_are_clear_errors(trim: object) -> None:
 def test_trimming_needs_a_table() -> None:
     X = np.random.default_rng(0).random((50, 4), dtype=np.float32)
     with pytest.raises(InvalidInputError, match=r"trim=0.1 trims the training loss of tables"):
-        AutoencoderOutlierDetector(trim=0.1, epochs=1, verbose=0).fit(X)
+        AutoencoderOutlierDetector(arch="dense", trim=0.1, epochs=1, verbose=0).fit(X)
     # "auto" and 0 are accepted by every family.
     AutoencoderOutlierDetector(trim=0.0, fpr=0.1, epochs=1, latent_dim=2, verbose=0).fit(X)

@@ -33,7 +33,7 @@ def vector_detector() -> AutoencoderOutlierDetector:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.normal(size=(300, 5)), columns=list("abcde"))
     return AutoencoderOutlierDetector(
-        latent_dim=2, epochs=2, fpr=0.05, verbose=0, random_state=0
+        arch="dense", latent_dim=2, epochs=2, fpr=0.05, verbose=0, random_state=0
     ).fit(frame)
 
 

@@ -257,9 +257,13 @@ def run(args: argparse.Namespace) -> int:
     path = detector.save(args.output)
     history = detector.history_
     val = f", validation loss {history['val_loss'][-1]:.4f}" if "val_loss" in history else ""
+    samples = (
+        f"rows of {detector.n_features_in_} columns"
+        if hasattr(detector, "table_schema_")
+        else f"samples of shape {detector.input_shape_}"
+    )
     print(
-        f"Trained a {detector.arch_} autoencoder on samples of shape {detector.input_shape_} "
-        f"for {detector.n_epochs_} "
+        f"Trained a {detector.arch_} autoencoder on {samples} for {detector.n_epochs_} "
         f"epochs in {detector.fit_time_:.1f} s: training loss {history['loss'][-1]:.4f}{val}.\n"
         f"Threshold ({detector.threshold_method_}, {detector.metric_}"
         f"{', complexity-corrected' if detector.score_type_ == 'complexity' else ''}): "

@@ -146,10 +146,19 @@ def score(
 
 def _check_array(data: da.Array, detector: AutoencoderOutlierDetector) -> None:
     """Refuse arrays the model cannot score, before any task runs."""
-    if detector.arch_ == "tabular":
+    tabular = detector.arch_ == "tabular"
+    # A tabular model fitted on a 2-D array scores 2-D arrays of as many columns; one
+    # fitted on a DataFrame scores DataFrames with its columns.
+    if tabular and (
+        hasattr(detector, "feature_names_in_")
+        or data.ndim != 2
+        or data.shape[1] != detector.n_features_in_
+    ):
         raise InvalidInputError(
             "A tabular model scores tables: pass a Dask DataFrame with the training columns "
-            "(e.g. dask.dataframe.read_parquet(...)), not an array."
+            "(e.g. dask.dataframe.read_parquet(...)), or, for a model fitted on an array, a "
+            f"2-D array of its {detector.n_features_in_} columns; got an array of shape "
+            f"{data.shape}."
         )
     split = [axis for axis in range(1, data.ndim) if len(data.chunks[axis]) > 1]
     if split:
@@ -159,6 +168,8 @@ def _check_array(data: da.Array, detector: AutoencoderOutlierDetector) -> None:
             f"{data.chunksize}); hourglass scores whole samples, so chunk it along axis 0 only: "
             f"data.rechunk({{{whole}}})."
         )
+    if tabular:
+        return
     text = detector.arch_ == "sequence"
     sample_shape = tuple(int(size) for size in data.shape[1:])
     if text and data.ndim != 1:
@@ -166,10 +177,11 @@ def _check_array(data: da.Array, detector: AutoencoderOutlierDetector) -> None:
             f"A sequence model scores texts: pass a 1-D array of strings; got an array of shape "
             f"{data.shape}."
         )
-    if not text and (data.ndim < 2 or math.prod(sample_shape) != detector.n_features_in_):
+    if not text and (data.ndim < 2 or math.prod(sample_shape) != math.prod(detector.input_shape_)):
         raise InvalidInputError(
             f"The array has samples of shape {sample_shape}, but the model expects "
-            f"{detector.n_features_in_} features (samples of shape {detector.input_shape_}). "
+            f"{math.prod(detector.input_shape_)} features (samples of shape "
+            f"{detector.input_shape_}). "
             "Pass one sample per row, shaped like the training data."
         )
 

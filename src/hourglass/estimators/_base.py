@@ -36,6 +36,7 @@ from hourglass.estimators._input import (
     PreparedInput,
     is_text,
     prepare_input,
+    prepare_table,
     prepare_text,
     to_unit_float,
 )
@@ -269,7 +270,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         # Every estimator here encodes (``transform``) into float32 codes,
         # whatever the input's dtype: the networks compute in float32.
         tags.transformer_tags = TransformerTags(preserves_dtype=["float32"])
-        tags.input_tags.allow_nan = False
+        # The tabular family reads NaN as a missing value (arch="auto" trains it on
+        # tables and 2-D arrays); the others need finite values.
+        tags.input_tags.allow_nan = self.arch in ("auto", "tabular")
         return tags
 
     # ------------------------------------------------------------------ fitting
@@ -297,7 +300,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if self.arch == "sequence" or (self.arch == "auto" and is_text(X)):
             return prepare_text(self, X, max_length=TEXT_MAX_BYTES)
         if self.arch == "tabular" or (self.arch == "auto" and self._auto_picks_table(X)):
-            frame = _as_frame(X)
+            frame = prepare_table(self, X, reset=True)
             forced = None if self.categorical_columns is None else list(self.categorical_columns)
             self.table_schema_ = TableSchema.fit(frame, categorical=forced)
             return PreparedInput(values=self.table_schema_.encode(frame), is_table=True)
@@ -328,8 +331,8 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if type(X).__module__.startswith("scipy.sparse"):
             return False  # refused with its own message
         try:
-            two_dimensional = hasattr(X, "columns") or np.ndim(X) == 2
-        except ValueError:  # ragged nested lists: refused with their own message
+            two_dimensional = hasattr(X, "columns") or np.asarray(X).ndim == 2
+        except (ValueError, TypeError):  # ragged nested lists: refused with their own message
             return False
         return two_dimensional and not self._asks_for_dense()
 
@@ -346,7 +349,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"{stream!r} holds samples of shape {stream.sample_shape}. Use arch='dense' "
                 "(or 'auto')."
             )
-        sample = self._table_sample(stream)
+        sample = prepare_table(self, self._table_sample(stream), reset=True)
         forced = None if self.categorical_columns is None else list(self.categorical_columns)
         self.table_schema_ = TableSchema.fit(sample, categorical=forced)
         schema = self.table_schema_
@@ -355,26 +358,33 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     @staticmethod
     def _table_sample(stream: Stream) -> Any:
-        """About ``TABLE_SCHEMA_SAMPLE_ROWS`` rows of ``stream`` drawn uniformly, as a DataFrame.
+        """About ``TABLE_SCHEMA_SAMPLE_ROWS`` rows of ``stream`` drawn uniformly.
 
-        In data-parallel training each process draws from its own blocks and every
-        process gets the whole sample.
+        A DataFrame for tables, an array for ``.npy`` rows. In data-parallel
+        training each process draws from its own blocks and every process gets
+        the whole sample.
         """
         fraction = min(1.0, TABLE_SCHEMA_SAMPLE_ROWS / max(1, stream.n_rows))
         if distributed.world_size() == 1:
-            return _as_frame(stream.split(fraction, 0)[0].read(as_frame=True))
+            return stream.split(fraction, 0)[0].read(as_frame=True)
         own = stream.shard(distributed.rank(), distributed.world_size()).split(fraction, 0)[0]
-        part = _as_frame(own.read(as_frame=True) if own.n_rows else stream.head(1, as_frame=True))
-        if not own.n_rows:
-            part = part.iloc[:0]
-        return pd.concat(distributed.gather_objects(part), ignore_index=True)
+        part = own.read(as_frame=True) if own.n_rows else stream.head(1, as_frame=True)[:0]
+        parts = distributed.gather_objects(part)
+        if isinstance(part, pd.DataFrame):
+            return pd.concat(parts, ignore_index=True)
+        return np.concatenate(parts)
 
     def _prepare_later_input(self, X: Any) -> PreparedInput:
         """Validate data given after fit (validation data, or data to transform or score)."""
         if getattr(self, "arch_", None) == "sequence":
             return prepare_text(self, X, max_length=self.input_shape_[0])
         if getattr(self, "arch_", None) == "tabular":
-            return PreparedInput(values=self.table_schema_.encode(_as_frame(X)), is_table=True)
+            # Models saved before feature names and counts were checked for tables
+            # keep their behaviour (no new warnings about names).
+            checked = prepare_table(self, X, reset=False) if not self._legacy_table else X
+            return PreparedInput(
+                values=self.table_schema_.encode(_as_frame(checked)), is_table=True
+            )
         return prepare_input(self, X, reset=False)
 
     def _resolve_output_and_loss(self, prepared: PreparedInput | StreamInput) -> tuple[str, str]:
@@ -523,7 +533,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"samples of shape {self.input_shape_}; reshape image rows to (n, h, w), or use "
                 "arch='dense'."
             )
-        self.n_features_in_ = int(np.prod(self.input_shape_))
+        # Tables: columns (what scikit-learn counts); otherwise values per sample.
+        self.n_features_in_ = (
+            len(self.table_schema_.columns) if prepared.is_table else math.prod(self.input_shape_)
+        )
+        self._legacy_table = False
         self.scales_uint8_ = prepared.was_uint8
         self.output_activation_, self.loss_ = self._resolve_output_and_loss(prepared)
         self.device_ = distributed.process_device(resolve_device(self.device))
@@ -740,10 +754,11 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         values = prepared.values
         sample_shape = tuple(values.shape[1:])
         n_features = int(np.prod(sample_shape))
-        if n_features != self.n_features_in_:
+        expected = math.prod(self.input_shape_)
+        if n_features != expected:  # tables: their schema has checked the columns
             raise InvalidInputError(
                 f"X has {n_features} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input (samples of shape "
+                f"{expected} features as input (samples of shape "
                 f"{self.input_shape_}; got samples of shape {sample_shape})."
             )
 
@@ -760,7 +775,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             raise InvalidInputError(
                 f"X has samples of shape {sample_shape}, but {type(self).__name__} was fitted "
                 f"on samples of shape {self.input_shape_}. Pass samples of that shape, or flat "
-                f"rows of {self.n_features_in_} values."
+                f"rows of {expected} values."
             )
         if sample_shape != self.input_shape_:  # flat rows, or a channel axis of size 1
             values = values.reshape(values.shape[0], *self.input_shape_)
@@ -778,7 +793,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         # About INFERENCE_BLOCK_VALUES input values: narrow rows come in larger blocks,
         # which amortise the per-operation overhead (a block of 4,096 table rows is 3x
         # faster per row than one of 512).
-        rows = INFERENCE_BLOCK_VALUES // max(1, int(self.n_features_in_))
+        rows = INFERENCE_BLOCK_VALUES // math.prod(self.input_shape_)
         return int(min(MAX_INFERENCE_BLOCK_ROWS, max(BLOCK_ROW_MULTIPLE, _next_power_of_two(rows))))
 
     def _inference_workers(self) -> int:
@@ -1199,13 +1214,20 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         metric : {"mae", "mse", "bce"}, optional
             Mean absolute error, mean squared error or binary cross-entropy
             (sigmoid-output models only). Defaults to the estimator's ``metric``
-            for outlier detectors, ``"mae"`` otherwise.
+            for outlier detectors, ``"mae"`` otherwise. Tabular and text models
+            have one score each (:attr:`metric_`) and take no other.
 
         Returns
         -------
         ndarray of shape (n_samples,)
             The higher, the worse the sample is reconstructed (the more abnormal).
         """
+        own = self.metric_ if hasattr(self, "arch_") else None
+        if metric is not None and own in ("nll", "column_loss") and metric != own:
+            raise InvalidInputError(
+                f"A {self.arch_} model scores samples by {own!r} only; got metric={metric!r}. "
+                "Leave metric unset."
+            )
         values = self._prepare_for_inference(X)
         return self._errors(values, metric or self.metric_)
 
@@ -1271,8 +1293,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         arch = state.get("arch_", "dense" if self.arch == "auto" else self.arch)
         self.arch_ = persistence.check_choice(arch, "arch_", ARCHITECTURES)
         n_features = math.prod(self.input_shape_)
+        # Tables count columns (checked with the schema below); other models, values.
         self.n_features_in_ = persistence.check_int(
-            state["n_features_in_"], "n_features_in_", low=n_features, high=n_features
+            state["n_features_in_"],
+            "n_features_in_",
+            low=1 if self.arch_ == "tabular" else n_features,
+            high=n_features,
         )
         self.scales_uint8_ = persistence.check_bool(state["scales_uint8_"], "scales_uint8_")
         outputs, losses = {
@@ -1317,6 +1343,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 raise ValueError("table_schema_ needs finite medians and positive scales")
             self.table_schema_ = schema
             n_columns = len(schema.columns)
+            # Files from before tables counted columns hold the packed width instead.
+            self._legacy_table = self.n_features_in_ != n_columns
+            if self._legacy_table and self.n_features_in_ != n_features:
+                raise ValueError(f"n_features_in_ must be {n_columns}, the table's columns")
+            if self._legacy_table and "feature_names_in_" in state:
+                raise ValueError("feature_names_in_ belongs with n_features_in_ columns")
+            self.n_features_in_ = n_columns
+            if len(getattr(self, "feature_names_in_", schema.columns)) != n_columns:
+                raise ValueError(f"feature_names_in_ must list {n_columns} column names")
             column_scales = persistence.check_array(arrays, "column_scales_", (n_columns,))
             self.column_scales_ = column_scales.astype(np.float64)
         if "reference_codes_" in arrays:

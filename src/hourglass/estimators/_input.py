@@ -26,6 +26,7 @@ __all__ = [
     "PreparedInput",
     "is_text",
     "prepare_input",
+    "prepare_table",
     "prepare_text",
     "to_unit_float",
 ]
@@ -319,6 +320,71 @@ def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedI
     dimensions. uint8 input stays uint8 (scaled to [0, 1] batch by batch).
     """
     name = type(estimator).__name__
+    _check_names(estimator, X, reset=reset)
+    X = _as_real_numbers(_to_numpy(X, name), name)
+    was_uint8 = X.dtype == np.uint8
+    _check_float32_range(X, "X", name)
+    _check_at_least_2d(X, name)
+    array = _checked_array(
+        estimator, X, dtype=None if was_uint8 else np.float32, allow_nd=True, allow_nan=False
+    )
+    if array.ndim > 4:
+        raise InvalidInputError(
+            f"{name} accepts arrays of shape (n, d), (n, h, w) or (n, c, h, w); got an array "
+            f"with {array.ndim} dimensions, shape {array.shape}. Reshape it to one of those."
+        )
+    if array.ndim > 2 and 0 in array.shape[1:]:
+        raise InvalidInputError(
+            f"{name} needs samples with at least one value; got an array of shape "
+            f"{array.shape}, whose samples are empty."
+        )
+    return PreparedInput(values=np.ascontiguousarray(array))
+
+
+def prepare_table(estimator: BaseEstimator, X: Any, *, reset: bool) -> Any:
+    """Validate a table for the tabular family: a DataFrame, or a 2-D array as one.
+
+    DataFrames keep their columns and types: at fit their names and count are
+    recorded the scikit-learn way (``feature_names_in_``, ``n_features_in_``);
+    later, the table schema finds the columns by name (their order and extra
+    columns do not matter) and names any that are missing. Arrays must be 2-D;
+    numeric ones may hold NaN (missing values) but no infinity, complex or date
+    values; object arrays holding strings are mixed tables. An array becomes a
+    DataFrame with columns named "0", "1", ...
+    """
+    import pandas as pd
+
+    name = type(estimator).__name__
+    if hasattr(X, "columns") and hasattr(X, "dtypes"):
+        if reset:
+            _check_names(estimator, X, reset=True, count_columns=True)
+        return X
+    array = _to_numpy(X, name)
+    mixed = array.dtype.kind == "O" and any(isinstance(v, str) for v in array.ravel()[:10_000])
+    if not mixed:
+        array = _as_real_numbers(array, name)
+        _check_float32_range(array, "X", name)
+    _check_at_least_2d(array, name)
+    if array.ndim > 2:
+        raise InvalidInputError(
+            f"{name} with arch='tabular' needs a table: a DataFrame or a 2-D array; got an "
+            f"array of shape {array.shape}. Use arch='dense' or 'conv' for images."
+        )
+    if not mixed:
+        array = _checked_array(estimator, array, dtype=None, allow_nd=False, allow_nan=True)
+    _check_names(estimator, array, reset=reset, count_columns=True)
+    return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
+
+
+def _check_names(
+    estimator: BaseEstimator, X: Any, *, reset: bool, count_columns: bool = False
+) -> None:
+    """Unique column names; feature names checked (or recorded) the scikit-learn way.
+
+    ``count_columns`` also checks (or records) the number of columns as
+    ``n_features_in_``, for 2-D input.
+    """
+    name = type(estimator).__name__
     if hasattr(X, "columns") and hasattr(X, "dtypes"):
         counts = Counter(X.columns)
         duplicated = sorted(str(c) for c, count in counts.items() if count > 1)
@@ -328,12 +394,12 @@ def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedI
                 "once. Rename or drop the duplicates first."
             )
     try:
-        validate_data(estimator, X, reset=reset, skip_check_array=True, ensure_2d=False)
+        validate_data(estimator, X, reset=reset, skip_check_array=True, ensure_2d=count_columns)
     except (TypeError, ValueError) as error:
         raise _feature_names_error(estimator, X, error) from None
-    X = _as_real_numbers(_to_numpy(X, name), name)
-    was_uint8 = X.dtype == np.uint8
-    _check_float32_range(X, "X", name)
+
+
+def _check_at_least_2d(X: NDArray[Any], name: str) -> None:
     if X.ndim < 2:
         # scikit-learn's estimator checks look for "Reshape your data".
         got = "scalar" if X.ndim == 0 else f"1D array of shape {X.shape}"
@@ -342,12 +408,19 @@ def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedI
             "Reshape your data either using X.reshape(-1, 1) if it has a single feature or "
             "X.reshape(1, -1) if it contains a single sample."
         )
+
+
+def _checked_array(
+    estimator: BaseEstimator, X: NDArray[Any], *, dtype: Any, allow_nd: bool, allow_nan: bool
+) -> NDArray[Any]:
+    """scikit-learn's check_array (non-empty, finite or NaN), with errors saying what to do."""
+    name = type(estimator).__name__
     try:
-        array = check_array(
+        checked: NDArray[Any] = check_array(
             X,
-            dtype=None if was_uint8 else np.float32,
-            allow_nd=True,
-            ensure_all_finite=True,
+            dtype=dtype,
+            allow_nd=allow_nd,
+            ensure_all_finite="allow-nan" if allow_nan else True,
             ensure_min_samples=1,
             ensure_min_features=1,
             estimator=estimator,
@@ -361,16 +434,9 @@ def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedI
             message = (
                 f"X contains {kind}, and {name} needs finite values. Impute missing values "
                 "(e.g. with sklearn.impute.SimpleImputer) or drop those rows first."
+                if kind == "NaN"
+                else f"X contains infinity, and {name} needs finite values (NaN marks a "
+                "missing value where the model takes them). Replace or drop those values."
             )
         raise InvalidInputError(message) from None
-    if array.ndim > 4:
-        raise InvalidInputError(
-            f"{name} accepts arrays of shape (n, d), (n, h, w) or (n, c, h, w); got an array "
-            f"with {array.ndim} dimensions, shape {array.shape}. Reshape it to one of those."
-        )
-    if array.ndim > 2 and 0 in array.shape[1:]:
-        raise InvalidInputError(
-            f"{name} needs samples with at least one value; got an array of shape "
-            f"{array.shape}, whose samples are empty."
-        )
-    return PreparedInput(values=np.ascontiguousarray(array))
+    return checked

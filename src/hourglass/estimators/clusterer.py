@@ -102,6 +102,12 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        inner = self.autoencoder if self.autoencoder is not None else Autoencoder()
+        tags.input_tags.allow_nan = inner.__sklearn_tags__().input_tags.allow_nan
+        return tags
+
     def _model(self, k: int, seed: int) -> KMeans | GaussianMixture:
         if self.method == "gmm":
             return GaussianMixture(n_components=k, covariance_type="full", random_state=seed)
