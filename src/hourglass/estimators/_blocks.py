@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -62,8 +63,10 @@ BlockFunction = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
-    """A tensor of ``values`` (copied: blocks are padded, and read-only arrays stay untouched)."""
-    return torch.from_numpy(np.ascontiguousarray(values))
+    """A tensor sharing ``values``' memory, also for read-only arrays (never written to)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(values))
 
 
 def _padded(rows: NDArray[Any], block_rows: int) -> NDArray[Any]:
