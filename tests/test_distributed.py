@@ -377,7 +377,7 @@ def test_cli_trains_in_two_processes_through_torchrun(tmp_path: Path) -> None:
     data = tmp_path / "data.npy"
     np.save(data, _data())
     options = ["--latent-dim", "3", "--epochs", "5", "--validation-fraction", "0.2"]
-    options += ["--fpr", "0.05", "--device", "cpu", "-q"]
+    options += ["--fpr", "0.05", "--device", "cpu", "-q", "--arch", "dense"]
     code, out_single, err = _run_cli(["train", str(data), "-o", str(tmp_path / "one"), *options])
     assert code == 0, err
 

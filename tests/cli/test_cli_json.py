@@ -50,9 +50,15 @@ def test_score_json(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
         capsys,
     )
     assert out["n_samples"] == 120
-    assert out["score"] == "mae"
+    assert out["score"] == "column_loss"  # rows of numbers: the tabular family
     assert len(out["results"]) == 120
-    assert set(out["results"][0]) == {"index", "reconstruction_error", "p_value", "is_outlier"}
+    assert set(out["results"][0]) == {
+        "index",
+        "reconstruction_error",
+        "p_value",
+        "is_outlier",
+        "top_columns",
+    }
     assert out["n_outliers"] == sum(r["is_outlier"] for r in out["results"])
 
 

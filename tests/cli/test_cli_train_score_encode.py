@@ -167,8 +167,8 @@ def test_train_on_csv_drops_the_label_column(table: Table) -> None:
     assert isinstance(model, AutoencoderOutlierDetector)
     assert model.n_features_in_ == len(TABLE_COLUMNS)
     assert list(model.feature_names_in_) == list(TABLE_COLUMNS)
-    assert model.output_activation_ == "linear"  # the data are not in [0, 1]
-    assert "Trained a dense autoencoder on samples of shape (5,) for 5 epochs" in table.train_output
+    assert model.arch_ == "tabular"  # a table: --arch auto, the default
+    assert "Trained a tabular autoencoder on rows of 5 columns for 5 epochs" in table.train_output
 
 
 def test_train_replaces_an_existing_model(
@@ -380,7 +380,7 @@ def test_score_table_model_without_calibration_has_no_p_values(
     scores = pd.read_csv(output)
     detector = AutoencoderOutlierDetector.load(model)
     X = table.frame.drop(columns="label")
-    assert list(scores.columns) == ["index", "reconstruction_error", "is_outlier"]
+    assert list(scores.columns) == ["index", "reconstruction_error", "is_outlier", "top_columns"]
     np.testing.assert_allclose(
         scores["reconstruction_error"], detector.reconstruction_error(X), rtol=1e-12
     )

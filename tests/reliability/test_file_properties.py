@@ -35,6 +35,7 @@ from hourglass.exceptions import DatasetError, HourglassError, InvalidInputError
 #: A bounded, deterministic budget: the whole file runs in well under a minute.
 PROPERTIES = bounded_properties(30)
 TINY: dict[str, Any] = {
+    "arch": "dense",  # the family each file below is meant for; tables name "tabular"
     "latent_dim": 2,
     "hidden_dims": (),
     "epochs": 1,
@@ -316,8 +317,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     fitted = {
         "dense": AutoencoderOutlierDetector(**TINY).fit(rng.random((40, 4), dtype=np.float32)),
         "frame": AutoencoderOutlierDetector(**TINY).fit(TABLE[list("abcd")]),
-        "table": AutoencoderOutlierDetector(**TINY, arch="tabular").fit(mixed_table(40, 0)),
-        "text": AutoencoderOutlierDetector(**{**TINY, "hidden_dims": (8,)}, arch="sequence").fit(
+        "table": AutoencoderOutlierDetector(**{**TINY, "arch": "tabular"}).fit(mixed_table(40, 0)),
+        "text": AutoencoderOutlierDetector(**{**TINY, "hidden_dims": (8,), "arch": "sequence"}).fit(
             LINES * 5
         ),
     }

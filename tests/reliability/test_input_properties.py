@@ -32,8 +32,11 @@ from hourglass.exceptions import HourglassError, InvalidInputError, NotFittedErr
 
 #: A bounded, deterministic budget: the whole file runs in well under a minute.
 PROPERTIES = bounded_properties(25)
-#: The smallest models that still exercise every code path.
+#: The smallest models that still exercise every code path. Arrays go to the dense family
+#: here, which refuses what is not a finite number; the default (arch="auto") gives 2-D
+#: arrays to the tabular family, whose properties are tested further down.
 TINY: dict[str, Any] = {
+    "arch": "dense",
     "latent_dim": 2,
     "hidden_dims": (),
     "epochs": 1,
@@ -113,7 +116,7 @@ def frame_detector(training_data: np.ndarray) -> AutoencoderOutlierDetector:
 
 @pytest.fixture(scope="module")
 def table_model() -> AutoencoderOutlierDetector:
-    return AutoencoderOutlierDetector(**{**TINY, "hidden_dims": (8,)}, arch="tabular").fit(
+    return AutoencoderOutlierDetector(**{**TINY, "hidden_dims": (8,), "arch": "tabular"}).fit(
         mixed_table(60, 0)
     )
 
@@ -123,7 +126,9 @@ TEXTS = ["hello world", "the cat sat", "", "Grüße ☃", "zzz", "a\tb", "x" * 3
 
 @pytest.fixture(scope="module")
 def text_detector() -> AutoencoderOutlierDetector:
-    return AutoencoderOutlierDetector(**{**TINY, "hidden_dims": (8,)}, arch="sequence").fit(TEXTS)
+    return AutoencoderOutlierDetector(**{**TINY, "hidden_dims": (8,), "arch": "sequence"}).fit(
+        TEXTS
+    )
 
 
 # ------------------------------------------------------------------ strategies
@@ -200,6 +205,33 @@ def test_fit_on_any_array_works_or_raises_a_documented_error(X: np.ndarray) -> N
     codes = model.transform(X)
     assert codes.shape == (X.shape[0], 2)
     assert np.isfinite(codes).all()
+
+
+@PROPERTIES
+@given(X=any_arrays())
+@example(X=np.full((3, 2), np.nan))
+@example(X=np.zeros((0, 3)))
+@example(X=np.array([[1.0, np.inf], [2.0, 3.0]]))
+@example(X=np.array([[1, 2], [3, 4]], dtype=np.complex128))
+@example(X=np.array([["1", "abc"], ["2", "abc"]]))
+def test_the_default_on_any_array_works_or_raises_a_documented_error(X: np.ndarray) -> None:
+    """arch="auto": 2-D arrays become tables (NaN = missing), images the dense model."""
+    model = attempt(lambda: Autoencoder(**{**TINY, "arch": "auto"}).fit(X))
+
+    if isinstance(model, HourglassError):
+        return
+    assert X.ndim in (2, 3, 4), f"accepted {X.dtype} {X.shape}"
+    assert X.dtype.kind not in "cmM", f"accepted {X.dtype}"
+    values = X.astype(np.float64) if X.dtype.kind != "U" else None
+    if values is not None:
+        assert not np.isinf(values).any(), "accepted infinity"
+    if model.arch_ != "tabular":  # images: finite numbers only
+        assert values is not None
+        assert np.isfinite(values).all()
+    codes = model.transform(X)
+    assert codes.shape == (X.shape[0], 2)
+    assert np.isfinite(codes).all()
+    assert np.isfinite(model.reconstruction_error(X)).all()
 
 
 @PROPERTIES
@@ -411,7 +443,7 @@ def test_nearest_returns_k_neighbours_or_refuses_k(
 
 @pytest.fixture(scope="module")
 def vae(training_data: np.ndarray) -> Autoencoder:
-    return Autoencoder(**{**TINY, "hidden_dims": (8,)}, arch="vae").fit(training_data)
+    return Autoencoder(**{**TINY, "hidden_dims": (8,), "arch": "vae"}).fit(training_data)
 
 
 def test_vae_sampling_and_elbo_with_valid_arguments(vae: Autoencoder) -> None:
@@ -489,7 +521,7 @@ def test_a_complex_column_is_refused_not_truncated() -> None:
     with pytest.raises(InvalidInputError, match=r"'z' are not numeric"):
         Autoencoder(**TINY).fit(frame)
     with pytest.raises(InvalidInputError, match=r"complex"):
-        Autoencoder(**TINY, arch="tabular").fit(frame)
+        Autoencoder(**{**TINY, "arch": "tabular"}).fit(frame)
 
 
 # ----------------------------------------------------------------- mixed tables
@@ -564,7 +596,7 @@ def test_tables_with_constant_or_empty_columns_fit_and_score(
 ) -> None:
     frame = mixed_table(n, 2).assign(constant=number, label=category)
 
-    model = Autoencoder(**TINY, arch="tabular").fit(frame)
+    model = Autoencoder(**{**TINY, "arch": "tabular"}).fit(frame)
 
     scores = model.reconstruction_error(frame)
     assert scores.shape == (n,)
@@ -576,7 +608,7 @@ def test_a_detector_on_a_mixed_table_is_a_table_model() -> None:
     # Not a dense network on the packed encoding, which then cannot score the table.
     table = mixed_table(30, 3)
 
-    detector = AutoencoderOutlierDetector(**TINY, arch="auto").fit(table)
+    detector = AutoencoderOutlierDetector(**{**TINY, "arch": "auto"}).fit(table)
 
     assert (detector.arch_, detector.output_activation_, detector.loss_) == (
         "tabular",
@@ -585,7 +617,7 @@ def test_a_detector_on_a_mixed_table_is_a_table_model() -> None:
     )
     assert np.isfinite(detector.score_samples(table)).all()
     with pytest.raises(InvalidInputError, match="noise= does not apply to arch='tabular'"):
-        AutoencoderOutlierDetector(**TINY, arch="tabular", noise="gaussian").fit(table)
+        AutoencoderOutlierDetector(**{**TINY, "arch": "tabular"}, noise="gaussian").fit(table)
 
 
 @pytest.mark.parametrize(
@@ -599,7 +631,7 @@ def test_a_detector_on_a_mixed_table_is_a_table_model() -> None:
 )
 def test_unusable_training_tables_are_refused(frame: pd.DataFrame, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
-        Autoencoder(**TINY, arch="tabular").fit(frame)
+        Autoencoder(**{**TINY, "arch": "tabular"}).fit(frame)
 
 
 # ------------------------------------------------------------------------ texts
@@ -662,7 +694,7 @@ def test_numeric_models_refuse_texts_and_text_models_refuse_numbers(
     with pytest.raises(InvalidInputError, match="needs strings"):
         text_detector.score_samples(np.zeros(3))
     with pytest.raises(InvalidInputError, match=r"decode"):
-        Autoencoder(**TINY, arch="sequence").fit([b"bytes", b"more"])
+        Autoencoder(**{**TINY, "arch": "sequence"}).fit([b"bytes", b"more"])
 
 
 def test_images_of_another_shape_with_as_many_pixels_are_refused() -> None:

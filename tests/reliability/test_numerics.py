@@ -59,7 +59,7 @@ def test_float16_and_float64_inputs_train_like_float32(dtype: type) -> None:
 
 def test_float16_values_beyond_float16_precision_are_not_lost() -> None:
     X = np.random.default_rng(0).random((200, 8))
-    model = Autoencoder(latent_dim=2, epochs=1, verbose=0, random_state=0).fit(X)
+    model = Autoencoder(arch="dense", latent_dim=2, epochs=1, verbose=0, random_state=0).fit(X)
     half = model.reconstruction_error(X.astype(np.float16))
     full = model.reconstruction_error(X.astype(np.float16).astype(np.float32))
     np.testing.assert_array_equal(half, full)  # float16 is read exactly, then computed in float32
@@ -70,7 +70,9 @@ def _diverging_data() -> np.ndarray:
 
 
 def test_a_diverging_fit_stops_with_an_error_naming_the_causes() -> None:
-    model = Autoencoder(latent_dim=2, epochs=3, learning_rate=1e6, verbose=0, random_state=0)
+    model = Autoencoder(
+        arch="dense", latent_dim=2, epochs=3, learning_rate=1e6, verbose=0, random_state=0
+    )
     with pytest.raises(TrainingError, match=r"learning rate.*scale") as error:
         model.fit(_diverging_data())
     assert "became" in str(error.value)
@@ -83,6 +85,7 @@ def test_hourglass_train_saves_no_model_when_training_diverges(tmp_path: Path) -
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         argv = ["train", str(tmp_path / "data.npy"), "-o", str(model_dir), "--epochs", "3"]
+        argv += ["--arch", "dense"]
         code = main([*argv, "--learning-rate", "1e6", "-q"])
     assert code == 1
     lines = err.getvalue().strip().splitlines()

@@ -45,11 +45,11 @@ def add_parser(subparsers: Any) -> None:
     model = parser.add_argument_group("model")
     model.add_argument(
         "--arch",
-        default="dense",
-        choices=["dense", "conv", "vae", "conv_vae", "sequence", "tabular", "auto"],
-        help="dense (the default); conv for images; vae / conv_vae: variational; sequence for "
-        "text (a .txt file); tabular for tables (CSV/Parquet); auto: tabular for tables and "
-        "2-D arrays, dense for images, sequence for text",
+        default="auto",
+        choices=["auto", "dense", "conv", "vae", "conv_vae", "sequence", "tabular"],
+        help="auto (the default): tabular for tables and 2-D arrays, dense for images, "
+        "sequence for text; or name the family: dense; conv for images; vae / conv_vae: "
+        "variational; sequence for text (a .txt file); tabular for tables (CSV/Parquet)",
     )
     model.add_argument(
         "--categorical-columns",

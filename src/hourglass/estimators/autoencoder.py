@@ -17,9 +17,10 @@ class Autoencoder(BaseAutoencoder):
     """An autoencoder of any family, with a scikit-learn interface.
 
     The encoder maps each sample to a ``latent_dim``-dimensional code and the
-    decoder maps the code back to the input. ``arch`` names the family, or
-    ``"auto"`` lets the data choose it. On 28×28 images the defaults give the
-    reference model:
+    decoder maps the code back to the input. The family follows the data by
+    default (``arch="auto"``): the tabular family for tables and 2-D arrays,
+    the dense reference model for images, the sequence family for texts. On
+    28×28 images the defaults give the reference model:
     Flatten → Linear(784→64) + ReLU → Linear(64→784) + sigmoid, Glorot-normal
     weights, zero biases, binary cross-entropy, Adam (lr 1e-3), batch 64,
     10 epochs, reshuffled every epoch.
@@ -29,8 +30,8 @@ class Autoencoder(BaseAutoencoder):
 
     Parameters
     ----------
-    arch : {"dense", "conv", "vae", "conv_vae", "sequence", "tabular", "auto"}, \
-default="dense"
+    arch : {"auto", "dense", "conv", "vae", "conv_vae", "sequence", "tabular"}, \
+default="auto"
         The family. ``"auto"`` chooses from the training data: ``"sequence"``
         for texts (a list of strings); ``"tabular"`` for DataFrames, table files
         and 2-D arrays, numeric or mixed (unless ``noise``, ``output_activation``
@@ -171,18 +172,23 @@ default="dense"
     >>> from hourglass import Autoencoder
     >>> X = np.random.default_rng(0).random((256, 20), dtype=np.float32)
     >>> ae = Autoencoder(latent_dim=4, epochs=2, verbose=0, random_state=0).fit(X)
+    >>> ae.arch_  # rows of numbers: the tabular family
+    'tabular'
     >>> ae.transform(X).shape
     (256, 4)
-    >>> ae.reconstruct(X).shape
+    >>> ae.reconstruct(X).shape  # a DataFrame of the 20 columns
     (256, 20)
-    >>> ae.reconstruction_error(X, metric="mse").shape
+    >>> ae.reconstruction_error(X).shape
     (256,)
+    >>> images = (np.random.default_rng(0).random((64, 8, 8)) * 255).astype(np.uint8)
+    >>> Autoencoder(epochs=1, verbose=0, random_state=0).fit(images).arch_
+    'dense'
     """
 
     def __init__(
         self,
         *,
-        arch: str = "dense",
+        arch: str = "auto",
         latent_dim: int = 64,
         hidden_dims: tuple[int, ...] = (),
         activation: str = "relu",

@@ -154,7 +154,7 @@ verbose, random_state
     def __init__(
         self,
         *,
-        arch: str = "dense",
+        arch: str = "auto",
         latent_dim: int = 64,
         hidden_dims: tuple[int, ...] = (),
         activation: str = "relu",

@@ -298,7 +298,7 @@ def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
     >>> import numpy as np, onnxruntime
     >>> from hourglass import AutoencoderOutlierDetector
     >>> from hourglass.export import to_onnx
-    >>> X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    >>> X = np.random.default_rng(0).normal(size=(200, 6))  # a table: the tabular family
     >>> detector = AutoencoderOutlierDetector(latent_dim=2, epochs=2, fpr=0.05, verbose=0,
     ...                                       random_state=0).fit(X)
     >>> path = to_onnx(detector, getfixture("tmp_path") / "detector.onnx")
