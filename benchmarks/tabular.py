@@ -12,8 +12,8 @@
    lives in ``adbench_protocol.py``; ``adbench.py`` runs it against PyOD's detectors).
 
 Detectors: ``AutoencoderOutlierDetector(arch="dense")``, the same with
-``arch="tabular"`` (what the default, ``arch="auto"``, trains on tables), and scikit-learn's ``IsolationForest`` (defaults), all in
-the same run.
+``arch="tabular"`` (what the default, ``arch="auto"``, trains on tables), and
+scikit-learn's ``IsolationForest`` (defaults), all in the same run.
 
 Run: ``python benchmarks/tabular.py [--data-dir DIR] [--seeds 0 1 2] [--epochs 10]``
 (``--data-dir`` defaults to ``$HOURGLASS_DATA``).
