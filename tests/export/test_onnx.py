@@ -359,6 +359,7 @@ def model_dirs(
     folder = tmp_path_factory.mktemp("models")
     return {
         "dense_float": exported["dense_float"].model.save(folder / "dense"),
+        "dense_complexity": exported["dense_complexity"].model.save(folder / "complexity"),
         "vae": refused["vae"].save(folder / "vae"),
     }
 
@@ -385,6 +386,18 @@ def test_hourglass_export_writes_a_model_that_scores_like_hourglass_score(
         case.model.threshold_,
     )
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_hourglass_export_of_a_complexity_detector_names_its_score(
+    model_dirs: dict[str, Path], exported: dict[str, Exported], tmp_path: Path
+) -> None:
+    output = tmp_path / "model.onnx"
+    code, out, err = run_cli(["export", str(model_dirs["dense_complexity"]), "-o", str(output)])
+    assert (code, err) == (0, "")
+    assert "; score mae, complexity-corrected, threshold " in out
+    case = exported["dense_complexity"]
+    score = _run(Exported(case.model, output, case.held_out, case.graph_input))[0]
+    assert np.max(np.abs(score - case.model.outlier_score(case.held_out))) <= TOLERANCE
 
 
 def test_a_crash_while_exporting_leaves_the_old_file(
