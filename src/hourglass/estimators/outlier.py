@@ -609,10 +609,9 @@ verbose, random_state
             n_calibration_=self.n_calibration_,
             score_type_=self.score_type_,
         )
-        if self.score_type_ == "complexity":
-            state["complexity_features_"] = self.complexity_features_
         arrays["calibration_scores_"] = np.asarray(self.calibration_scores_, dtype=np.float64)
         if self.score_type_ == "complexity":
+            state["complexity_features_"] = self.complexity_features_
             arrays["complexity_coef_"] = np.asarray(self.complexity_coef_, dtype=np.float64)
         return state, arrays
 
