@@ -125,7 +125,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
             images,
         ),
         "conv_complexity_float": (
-            AutoencoderOutlierDetector(arch="conv", **detector).fit(
+            AutoencoderOutlierDetector(**{**detector, "arch": "conv"}).fit(
                 _float_images(bar_images(300, 0))
             ),
             _float_images(images),
