@@ -11,7 +11,9 @@ batch 64, 10 epochs), fitted as a plain :class:`hourglass.Autoencoder` on all
 the training images. Printed per protocol and seed: AUROC and average
 precision (outliers = positive) of the MAE, MSE and BCE scores and of the
 complexity-corrected MAE score (:mod:`hourglass.complexity`, fitted on 5,000
-training images; the default score of an image outlier detector), fit seconds,
+training images; the default score of an image outlier detector) with its
+``"gradient"`` features (the default) and with the ``"zlib"`` ones of models
+fitted before them (``complexity_zlib``), fit seconds,
 training images/s (training part of the epochs) and inference images/s
 (reconstruction errors of the evaluation images). Then the median over seeds.
 
@@ -59,12 +61,14 @@ def run_one(
     errors = {metric: model.reconstruction_error(images, metric=metric) for metric in ERROR_METRICS}
     row["infer_img_s"] = images.shape[0] * len(ERROR_METRICS) / (time.perf_counter() - started)
     fit_images = protocol.train[np.random.default_rng(seed).permutation(n_train)[:5000]]
-    coefficients = fit_correction(
-        model.reconstruction_error(fit_images), complexity_features(fit_images / 255)
-    )
-    errors["complexity"] = corrected_scores(
-        errors["mae"], complexity_features(images / 255), coefficients
-    )
+    fit_errors = model.reconstruction_error(fit_images)
+    for name, feature_set in (("complexity", "gradient"), ("complexity_zlib", "zlib")):
+        coefficients = fit_correction(
+            fit_errors, complexity_features(fit_images / 255, feature_set)
+        )
+        errors[name] = corrected_scores(
+            errors["mae"], complexity_features(images / 255, feature_set), coefficients
+        )
     n_normal = protocol.normal.shape[0]
     for metric, values in errors.items():
         scores = outlier_metrics(values[:n_normal], values[n_normal:])
@@ -78,10 +82,12 @@ COLUMNS = [
     ("auroc_mse", "AUROC mse", "{:.4f}"),
     ("auroc_bce", "AUROC bce", "{:.4f}"),
     ("auroc_complexity", "AUROC complexity", "{:.4f}"),
+    ("auroc_complexity_zlib", "AUROC complexity (zlib)", "{:.4f}"),
     ("ap_mae", "AP mae", "{:.4f}"),
     ("ap_mse", "AP mse", "{:.4f}"),
     ("ap_bce", "AP bce", "{:.4f}"),
     ("ap_complexity", "AP complexity", "{:.4f}"),
+    ("ap_complexity_zlib", "AP complexity (zlib)", "{:.4f}"),
     ("fit_s", "fit s", "{:.1f}"),
     ("train_img_s", "train img/s", "{:,.0f}"),
     ("infer_img_s", "infer img/s", "{:,.0f}"),

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 import hourglass
+from helpers import bar_images
 from hourglass import Autoencoder, AutoencoderOutlierDetector, persistence
 from hourglass.exceptions import ModelFileError, ModelVersionError, NotFittedError
 
@@ -385,3 +386,54 @@ def test_failed_save_keeps_the_old_model(
     X = _centred_data(20, seed=3)
     np.testing.assert_array_equal(loaded.score_samples(X), detector.score_samples(X))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp dirs left
+
+
+# ------------------------------------------------- models saved by earlier versions
+
+#: A dense image detector with the complexity-corrected score, saved by hourglass at
+#: commit 59f9d94 (before complexity_features_ existed: its correction uses zlib), with
+#: the scores that commit gave to :func:`_zlib_held_out`.
+ZLIB_DETECTOR = Path(__file__).parent / "fixtures" / "zlib_complexity_detector"
+
+
+def _zlib_held_out() -> np.ndarray:
+    """Faintly noisy bars and pure noise: the images the saved scores are of."""
+    noise = np.random.default_rng(7).integers(0, 256, (12, 12, 12), dtype=np.uint8)
+    faint = np.random.default_rng(8).integers(0, 8, (24, 12, 12), dtype=np.uint8)
+    return np.concatenate([np.maximum(bar_images(24, 9), faint), noise])
+
+
+def test_a_zlib_complexity_detector_saved_before_feature_sets_scores_as_it_did() -> None:
+    config = json.loads((ZLIB_DETECTOR / persistence.CONFIG_NAME).read_text())
+    assert config["state"]["score_type_"] == "complexity"
+    assert "complexity_features_" not in config["state"]  # written before the marker
+    expected = json.loads(ZLIB_DETECTOR.with_name(f"{ZLIB_DETECTOR.name}_scores.json").read_text())
+
+    detector = hourglass.load(ZLIB_DETECTOR)
+
+    assert detector.complexity_features_ == "zlib"
+    X = _zlib_held_out()
+    np.testing.assert_array_equal(detector.outlier_score(X), expected["outlier_score"])
+    np.testing.assert_array_equal(detector.predict(X), expected["predict"])
+    np.testing.assert_array_equal(
+        detector.reconstruction_error(X), expected["reconstruction_error"]
+    )
+    assert 0 < np.sum(detector.predict(X) == -1) < len(X)
+
+
+def test_the_complexity_feature_set_is_saved_and_restored(tmp_path: Path) -> None:
+    detector = AutoencoderOutlierDetector(latent_dim=4, fpr=0.05, **FAST).fit(bar_images(200, 0))
+    assert (detector.score_type_, detector.complexity_features_) == ("complexity", "gradient")
+    path = detector.save(tmp_path / "model")
+    config = json.loads((path / persistence.CONFIG_NAME).read_text())
+    assert config["state"]["complexity_features_"] == "gradient"
+    X = _zlib_held_out()
+
+    loaded = hourglass.load(path)
+
+    assert loaded.complexity_features_ == "gradient"
+    np.testing.assert_array_equal(loaded.outlier_score(X), detector.outlier_score(X))
+    config["state"]["complexity_features_"] = "bzip2"
+    (path / persistence.CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="complexity_features_"):
+        hourglass.load(path)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime
 import pandas as pd
 import pytest
@@ -40,9 +41,11 @@ TINY = {
     "verbose": 0,
     "random_state": 0,
 }
-# Image detectors threshold a complexity-corrected score by default (score_type="auto"),
-# which a graph cannot compute; those exported here threshold the reconstruction error.
+# Image detectors threshold a complexity-corrected score by default (score_type="auto");
+# these threshold the reconstruction error, the "complexity" cases the corrected score.
 ERROR_SCORE = {"score_type": "error"}
+#: A zlib complexity detector saved before the graph-friendly features (tests/fixtures).
+ZLIB_DETECTOR = Path(__file__).parents[1] / "fixtures" / "zlib_complexity_detector"
 
 
 @dataclass
@@ -71,6 +74,11 @@ def _noise_images(n: int, seed: int, high: int = 256) -> np.ndarray:
 def _held_out_bars(n: int, seed: int) -> np.ndarray:
     """Bar images with faint noise: unlike the training images, none scores at the threshold."""
     return np.maximum(bar_images(n, seed), _noise_images(n, seed, high=8))
+
+
+def _float_images(images: np.ndarray) -> np.ndarray:
+    """Pixels as float32 beyond [0, 1]: a linear output, mapped to [0, 1] for complexity."""
+    return (images / 255 * 3 - 1).astype(np.float32)
 
 
 def _rows(n: int, seed: int, spread: float = 1.0) -> np.ndarray:
@@ -112,6 +120,18 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
             images,
             images,
         ),
+        "dense_complexity": (
+            AutoencoderOutlierDetector(**detector).fit(bar_images(300, 0)),
+            images,
+            images,
+        ),
+        "conv_complexity_float": (
+            AutoencoderOutlierDetector(**{**detector, "arch": "conv"}).fit(
+                _float_images(bar_images(300, 0))
+            ),
+            _float_images(images),
+            _float_images(images),
+        ),
         "tabular": (
             AutoencoderOutlierDetector(**{**detector, "arch": "tabular"}).fit(
                 _numeric_table(400, 0)
@@ -132,13 +152,23 @@ def _library_reconstruction(model: Any, X: Any) -> np.ndarray:
     return np.asarray(reconstruction, dtype=np.float64)
 
 
-@pytest.mark.parametrize("name", ["dense_uint8", "dense_float", "conv", "tabular"])
+DETECTORS = [
+    "dense_uint8",
+    "dense_float",
+    "conv",
+    "dense_complexity",
+    "conv_complexity_float",
+    "tabular",
+]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
 def test_onnxruntime_gives_the_detectors_scores_and_flags(
     name: str, exported: dict[str, Exported]
 ) -> None:
     case = exported[name]
     score, reconstruction, is_outlier = _run(case)
-    expected = case.model.reconstruction_error(case.held_out)
+    expected = case.model.outlier_score(case.held_out)
     assert score.dtype == np.float64
     assert score.shape == expected.shape
     assert np.max(np.abs(score - expected)) <= TOLERANCE
@@ -180,13 +210,45 @@ def test_a_plain_autoencoder_returns_its_mae_and_reconstruction(
     assert metadata["outputs"] == ["score", "reconstruction"]
 
 
-@pytest.mark.parametrize("name", ["dense_uint8", "conv", "tabular"])
+@pytest.mark.parametrize("name", ["dense_uint8", "conv", "dense_complexity", "tabular"])
 def test_the_batch_axis_is_dynamic(name: str, exported: dict[str, Exported]) -> None:
     case = exported[name]
     one = _run(case, case.graph_input[3:4])[0]
     assert one.shape == (1,)
-    expected = case.model.reconstruction_error(case.held_out[3:4])
+    expected = case.model.outlier_score(case.held_out[3:4])
     assert np.max(np.abs(one - expected)) <= TOLERANCE
+
+
+def test_the_complexity_graph_scores_the_corrected_error(exported: dict[str, Exported]) -> None:
+    case = exported["dense_complexity"]
+    assert (case.model.score_type_, case.model.complexity_features_) == ("complexity", "gradient")
+    score = _run(case)[0]
+    # The corrected score, not the error: the two differ, and the graph gives the former.
+    assert np.max(np.abs(score - case.model.reconstruction_error(case.held_out))) > 0.1
+    metadata = read_onnx_metadata(case.path)
+    assert (metadata["score_type"], metadata["metric"]) == ("complexity", "mae")
+    assert read_onnx_metadata(exported["dense_uint8"].path)["score_type"] == "error"
+    assert "corrected for input complexity" in onnx.load_model(str(case.path)).doc_string
+
+
+@pytest.mark.parametrize("name", ["dense_float", "conv_complexity_float"])
+def test_non_finite_inputs_score_nan_and_are_flagged_as_the_library_refuses_them(
+    name: str, exported: dict[str, Exported]
+) -> None:
+    case = exported[name]
+    x = case.graph_input[:6].copy()
+    x[1].flat[3] = np.nan
+    x[2].flat[0] = np.inf
+    x[4].flat[-1] = -np.inf
+    score, _, is_outlier = _run(case, x)
+    bad = np.array([False, True, True, False, True, False])
+    assert np.isnan(score[bad]).all()
+    assert is_outlier[bad].all()
+    good = case.graph_input[:6][~bad]
+    assert np.max(np.abs(score[~bad] - case.model.outlier_score(good))) <= TOLERANCE
+    np.testing.assert_array_equal(is_outlier[~bad], case.model.predict(good) == -1)
+    with pytest.raises(InvalidInputError, match="NaN"):  # what the graph stands in for
+        case.model.outlier_score(x)
 
 
 def test_missing_table_values_are_masked_as_the_library_does(
@@ -239,9 +301,7 @@ def refused(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "categorical": AutoencoderOutlierDetector(fpr=0.1, **{**TINY, "arch": "tabular"}).fit(
             mixed_table(100, 0)
         ),
-        "complexity": AutoencoderOutlierDetector(score_type="complexity", fpr=0.1, **TINY).fit(
-            bar_images(100, 0)
-        ),
+        "zlib complexity": hourglass.load(ZLIB_DETECTOR),
     }
     return models
 
@@ -250,7 +310,7 @@ REFUSALS = [
     ("vae", "supports the 'dense', 'conv', 'tabular' families; this model has arch='vae'"),
     ("sequence", "this model has arch='sequence'"),
     ("categorical", r"numeric columns only; this model has categorical column\(s\) \['city'"),
-    ("complexity", "score_type='complexity'"),
+    ("zlib complexity", "fitted by an older hourglass, whose complexity correction .* zlib"),
 ]
 
 
@@ -302,6 +362,7 @@ def model_dirs(
     folder = tmp_path_factory.mktemp("models")
     return {
         "dense_float": exported["dense_float"].model.save(folder / "dense"),
+        "dense_complexity": exported["dense_complexity"].model.save(folder / "complexity"),
         "vae": refused["vae"].save(folder / "vae"),
     }
 
@@ -328,6 +389,18 @@ def test_hourglass_export_writes_a_model_that_scores_like_hourglass_score(
         case.model.threshold_,
     )
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_hourglass_export_of_a_complexity_detector_names_its_score(
+    model_dirs: dict[str, Path], exported: dict[str, Exported], tmp_path: Path
+) -> None:
+    output = tmp_path / "model.onnx"
+    code, out, err = run_cli(["export", str(model_dirs["dense_complexity"]), "-o", str(output)])
+    assert (code, err) == (0, "")
+    assert "; score mae, complexity-corrected, threshold " in out
+    case = exported["dense_complexity"]
+    score = _run(Exported(case.model, output, case.held_out, case.graph_input))[0]
+    assert np.max(np.abs(score - case.model.outlier_score(case.held_out))) <= TOLERANCE
 
 
 def test_a_crash_while_exporting_leaves_the_old_file(

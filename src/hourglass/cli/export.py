@@ -20,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Write MODEL_DIR as an ONNX graph that takes the raw input (uint8 images are "
             "divided by 255 and table columns standardised inside the graph) and returns the "
-            "score hourglass gives (output 'score', float64: the higher, the more abnormal), "
+            "score hourglass gives (output 'score', float64: the reconstruction error, or the "
+            "complexity-corrected score of image detectors; the higher, the more abnormal), "
             "the reconstruction and, for detectors, the outlier flags ('is_outlier'). The "
             "threshold, metric, input shape and dtype, feature names and hourglass version are "
             "stored in the model's metadata_props. Dense, conv and tabular (numeric columns "
@@ -52,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     shape = ", ".join(["batch", *map(str, metadata["input_shape"])])
     threshold = metadata["threshold"]
+    corrected = ", complexity-corrected" if metadata.get("score_type") == "complexity" else ""
     print(
         f"Exported the {metadata['family']} model to {path} (ONNX): input "
         f"{metadata['input_name']!r} {metadata['input_dtype']} ({shape}); outputs "
-        f"{', '.join(metadata['outputs'])}; score {metadata['metric']}"
+        f"{', '.join(metadata['outputs'])}; score {metadata['metric']}{corrected}"
         + ("" if threshold is None else f", threshold {threshold:.6g}")
         + "."
     )

@@ -15,7 +15,13 @@ from sklearn.base import OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from hourglass import distributed, persistence
-from hourglass.complexity import complexity_features, corrected_scores, fit_correction
+from hourglass.complexity import (
+    DEFAULT_FEATURES,
+    FEATURE_SETS,
+    complexity_features,
+    corrected_scores,
+    fit_correction,
+)
 from hourglass.data.stream import Stream
 from hourglass.distributed import broadcast_seed
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
@@ -87,8 +93,8 @@ verbose, random_state
     score_type : {"auto", "error", "complexity"}, default="auto"
         The outlier score that is thresholded. ``"error"``: the reconstruction
         error (``metric``). ``"complexity"`` (images only): the log of the
-        error minus its expected value for an image that complex (zlib-compressed
-        size and total variation, fitted on the training data; see
+        error minus its expected value for an image that complex (total variation
+        and gradient energy, fitted on the training data; see
         :mod:`hourglass.complexity`), so that simple outliers that reconstruct
         well (MNIST digits under a Fashion-MNIST model) are caught too.
         ``"auto"``: ``"complexity"`` for images unless a fixed ``threshold`` is
@@ -114,7 +120,12 @@ verbose, random_state
         The outlier score in use (``score`` with ``"auto"`` resolved).
     complexity_coef_ : ndarray of shape (3,)
         With ``score_type_ == "complexity"``: the coefficients of the expected log
-        error (compressed size, total variation, intercept).
+        error (one per complexity feature, then the intercept).
+    complexity_features_ : {"gradient", "zlib"}
+        With ``score_type_ == "complexity"``: the complexity features in use
+        (:func:`hourglass.complexity.complexity_features`). Fitted models use
+        ``"gradient"``; models saved before it existed load with ``"zlib"`` and
+        score as they did.
     offset_ : float
         ``-threshold_``, so that ``decision_function = score_samples - offset_``.
     threshold_method_ : {"fpr", "contamination", "fixed"}
@@ -410,6 +421,7 @@ verbose, random_state
         return distributed.gather_arrays(own)
 
     def _fit_complexity(self, rows: NDArray[Any]) -> None:
+        self.complexity_features_ = DEFAULT_FEATURES
         self.complexity_coef_ = fit_correction(
             self._errors(rows, self.metric), self._complexity(rows)
         )
@@ -463,7 +475,7 @@ verbose, random_state
                 images /= 255
             else:
                 images = (images - low) / max(high - low, float(np.finfo(np.float32).tiny))
-            chunks.append(complexity_features(images))
+            chunks.append(complexity_features(images, self.complexity_features_))
         return np.concatenate(chunks) if chunks else np.empty((0, 2))
 
     def _errors_and_scores(
@@ -599,6 +611,7 @@ verbose, random_state
         )
         arrays["calibration_scores_"] = np.asarray(self.calibration_scores_, dtype=np.float64)
         if self.score_type_ == "complexity":
+            state["complexity_features_"] = self.complexity_features_
             arrays["complexity_coef_"] = np.asarray(self.complexity_coef_, dtype=np.float64)
         return state, arrays
 
@@ -621,3 +634,7 @@ verbose, random_state
             if not np.isfinite(coef).all():
                 raise ValueError("complexity_coef_ holds non-finite values.")
             self.complexity_coef_ = coef.astype(np.float64)
+            # Models saved before the feature set was recorded used zlib's.
+            self.complexity_features_ = persistence.check_choice(
+                state.get("complexity_features_", "zlib"), "complexity_features_", FEATURE_SETS
+            )

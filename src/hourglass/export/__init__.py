@@ -16,9 +16,13 @@ in a service, a browser or a database) gives the same scores:
 
 - **outputs**:
 
-  - ``score``, float64, shape ``(batch,)``: what ``reconstruction_error``
-    returns with the model's metric (``metric_``). The higher, the more
-    abnormal;
+  - ``score``, float64, shape ``(batch,)``: the score a detector thresholds,
+    what ``outlier_score`` returns: the reconstruction error with the model's
+    metric (``metric_``), or, for a detector with ``score_type_ ==
+    "complexity"``, the log of that error corrected for the input's complexity
+    (its total variation and gradient energy, computed in the graph; see
+    :mod:`hourglass.complexity`). For a plain :class:`~hourglass.Autoencoder`,
+    ``reconstruction_error``. The higher, the more abnormal;
   - ``reconstruction``: what ``reconstruct`` returns, float32 shaped like
     ``x`` (for tabular models: the numeric columns in their own units, float64);
   - ``is_outlier``, bool, shape ``(batch,)``, outlier detectors only:
@@ -26,7 +30,8 @@ in a service, a browser or a database) gives the same scores:
 
 - **metadata** in the model's ``metadata_props`` (every value is a JSON
   document; :func:`read_onnx_metadata` decodes them): ``hourglass_version``,
-  ``estimator``, ``family``, ``metric``, ``threshold`` and
+  ``estimator``, ``family``, ``metric``, ``score_type`` (``"error"`` or
+  ``"complexity"``), ``threshold`` and
   ``threshold_method`` (null for a plain :class:`~hourglass.Autoencoder`),
   ``input_name``, ``input_shape`` (one sample's shape), ``input_dtype``,
   ``input_scaling``, ``feature_names`` (null when fitted without names) and
@@ -36,12 +41,19 @@ Exportable: fitted :class:`~hourglass.Autoencoder` and
 :class:`~hourglass.AutoencoderOutlierDetector` models of the dense, conv and
 tabular families (tabular: numeric columns only). Refused, with a one-line
 reason: variational (``vae``, ``conv_vae``) and sequence models, tables with
-categorical columns, and detectors that threshold the complexity-corrected
-score (``score_type="complexity"``: it compresses every input with zlib).
+categorical columns, and complexity-corrected detectors saved by an older
+hourglass, whose correction compresses every input with zlib
+(``complexity_features_ == "zlib"``; refit them to export them).
 
-Unlike the library, the graph does not validate its input: NaN or infinite
-pixels, values outside [0, 1] with ``metric="bce"``, or infinite table values
-give meaningless scores instead of an error. Validate data before scoring.
+The graph cannot raise an error. Where the library refuses a sample of a
+dense or convolutional model because it holds NaN or an infinite value
+(``InvalidInputError``), the graph gives that sample the score NaN and, for
+a detector, ``is_outlier`` true; the other samples of the batch are scored
+as usual. (uint8 input cannot hold such values; tabular models take NaN as a
+missing value, as the library does.) The graph does not check the rest:
+values outside [0, 1] with ``metric="bce"``, pixel values a uint8 model
+would not see as floats, or infinite table values give meaningless scores
+instead of an error. Validate data before scoring.
 
 The graph is built by PyTorch's ``torch.export``-based ONNX exporter, which
 needs ``onnx`` and ``onnxscript``: ``pip install "hourglass[onnx]"`` (which

@@ -18,6 +18,7 @@ from torch import nn
 
 from hourglass._atomic import atomic_file
 from hourglass._version import __version__
+from hourglass.complexity import LOG_EPSILON
 from hourglass.estimators._base import BaseAutoencoder
 from hourglass.estimators._input import UINT8_SCALE, to_unit_float
 from hourglass.exceptions import HourglassError, InvalidInputError, ModelFileError
@@ -36,6 +37,7 @@ METADATA_KEYS: tuple[str, ...] = (
     "estimator",
     "family",
     "metric",
+    "score_type",
     "threshold",
     "threshold_method",
     "input_name",
@@ -78,18 +80,41 @@ def _binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.T
     return loss.reshape(loss.shape[0], -1).mean(dim=1)
 
 
+def _log_complexity(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log total variation and log gradient energy of each image, float64 ``(batch,)`` each.
+
+    :func:`hourglass.complexity.complexity_features` with ``"gradient"``:
+    differences of neighbouring pixels of the float32 images (already clipped
+    to [0, 1]), their absolute values and squares summed in float64.
+    """
+    batch = images.shape[0]
+    vertical = (images[..., 1:, :] - images[..., :-1, :]).to(torch.float64).reshape(batch, -1)
+    horizontal = (images[..., :, 1:] - images[..., :, :-1]).to(torch.float64).reshape(batch, -1)
+    variation = vertical.abs().sum(dim=1) + horizontal.abs().sum(dim=1) + LOG_EPSILON
+    energy = vertical.square().sum(dim=1) + horizontal.square().sum(dim=1) + LOG_EPSILON
+    return torch.log(variation), torch.log(energy)
+
+
 class _ImageScoring(nn.Module):
     """Dense and convolutional models: scaling, network, clipping, score (and flags).
 
     The same steps as ``BaseAutoencoder._errors`` and ``reconstruct``: uint8
     input divided by 255 (:func:`to_unit_float`), the network's logits, a
     sigmoid output scored from logits or a linear output clipped to the
-    training range, then :func:`~hourglass.scoring.per_sample_error`.
+    training range, then :func:`~hourglass.scoring.per_sample_error`. With
+    ``complexity`` (coefficients, and the offset and scale that map an input
+    to [0, 1]), the score is the error corrected for the input's complexity,
+    as ``AutoencoderOutlierDetector.outlier_score`` computes it. A float
+    input with a NaN or infinite value, which the library refuses, scores NaN
+    and is flagged.
     """
 
     low: torch.Tensor  # buffers: the training data's per-feature range, shaped like a sample
     high: torch.Tensor
     threshold: torch.Tensor  # float64 scalar
+    coefficients: torch.Tensor  # float64 (3,): the complexity correction, if any
+    unit_offset: torch.Tensor  # float32 scalars: (x - unit_offset) / unit_scale is in [0, 1]
+    unit_scale: torch.Tensor
 
     def __init__(
         self,
@@ -101,6 +126,8 @@ class _ImageScoring(nn.Module):
         data_max: np.ndarray[Any, Any],
         input_shape: tuple[int, ...],
         threshold: float | None,
+        float_input: bool,
+        complexity: tuple[np.ndarray[Any, Any], float, float] | None = None,
     ) -> None:
         super().__init__()
         self.network = network
@@ -110,6 +137,12 @@ class _ImageScoring(nn.Module):
         self.register_buffer("high", torch.from_numpy(data_max.copy()).view(input_shape))
         self.has_threshold = threshold is not None
         self.register_buffer("threshold", torch.tensor(threshold or 0.0, dtype=torch.float64))
+        self.float_input = float_input
+        self.corrected = complexity is not None
+        coefficients, offset, scale = complexity or (np.zeros(3), 0.0, 1.0)
+        self.register_buffer("coefficients", torch.tensor(coefficients, dtype=torch.float64))
+        self.register_buffer("unit_offset", torch.tensor(offset, dtype=torch.float32))
+        self.register_buffer("unit_scale", torch.tensor(scale, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = to_unit_float(x)  # (batch, *input_shape), float32
@@ -124,9 +157,26 @@ class _ImageScoring(nn.Module):
             reconstruction = torch.maximum(torch.minimum(logits, self.high), self.low)
             score = per_sample_error(reconstruction, x, self.metric, from_logits=False)
         score = score.to(torch.float64)  # (batch,); mae and mse are float64 already
+        if self.corrected:
+            score = self._corrected(x, score)
+        if not self.float_input:  # uint8 pixels are always finite
+            if self.has_threshold:
+                return score, reconstruction, score > self.threshold
+            return score, reconstruction
+        finite = torch.isfinite(x).reshape(x.shape[0], -1).all(dim=1)
+        score = torch.where(finite, score, torch.full_like(score, float("nan")))
         if self.has_threshold:
-            return score, reconstruction, score > self.threshold
+            return score, reconstruction, (score > self.threshold) | ~finite
         return score, reconstruction
+
+    def _corrected(self, x: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+        """``corrected_scores``: the log error minus its expected value for this complexity."""
+        images = (x - self.unit_offset) / self.unit_scale
+        variation, energy = _log_complexity(torch.clamp(images, 0.0, 1.0))
+        # In corrected_scores' order: the intercept, plus each feature's term in turn.
+        expected = self.coefficients[2] + variation * self.coefficients[0]
+        expected = expected + energy * self.coefficients[1]
+        return torch.log(error + LOG_EPSILON) - expected
 
 
 class _TableScoring(nn.Module):
@@ -167,6 +217,19 @@ class _TableScoring(nn.Module):
         return score, reconstruction
 
 
+def _unit_range(model: BaseAutoencoder) -> tuple[float, float]:
+    """Offset and scale that map the graph's input to [0, 1] for the complexity features.
+
+    As ``AutoencoderOutlierDetector._complexity``: uint8 pixels are divided by
+    255 (by :func:`to_unit_float`, before this), floats are used as they are for
+    a sigmoid output, else mapped from the training range.
+    """
+    if model.scales_uint8_ or model.output_activation_ == "sigmoid":
+        return 0.0, 1.0
+    low, high = float(model.data_min_.min()), float(model.data_max_.max())
+    return low, max(high - low, float(np.finfo(np.float32).tiny))
+
+
 def _refuse(model: BaseAutoencoder) -> None:
     """Raise unless ``model`` is a fitted model of a family the graph can express."""
     model._check_fitted()
@@ -184,13 +247,16 @@ def _refuse(model: BaseAutoencoder) -> None:
             "itself, or train a model on the numeric columns alone to export it."
         )
     # A detector's thresholded score (outlier_score) may be the error corrected for input
-    # complexity; a plain Autoencoder has no other score than the error.
-    if getattr(model, "score_type_", "error") != "error":
+    # complexity: the graph computes the "gradient" features, not zlib's.
+    if (
+        getattr(model, "score_type_", "error") == "complexity"
+        and getattr(model, "complexity_features_", "zlib") != "gradient"
+    ):
         raise InvalidInputError(
-            "ONNX export needs a detector that thresholds its reconstruction error; this one "
-            "thresholds the error corrected for input complexity (score_type='complexity', "
-            "which compresses every input with zlib), which an ONNX graph cannot compute. Refit "
-            "it with score_type='error' (hourglass train --score-type error) to export it."
+            "ONNX export cannot compute this detector's score: it was fitted by an older "
+            "hourglass, whose complexity correction compresses every input with zlib. Refit it "
+            "with this hourglass (hourglass train), whose correction a graph can compute, or "
+            "with score_type='error' (hourglass train --score-type error) to export it."
         )
 
 
@@ -219,6 +285,9 @@ def _scoring_graph(
             },
         )
     shape = tuple(model.input_shape_)
+    complexity = None
+    if getattr(model, "score_type_", "error") == "complexity":
+        complexity = (model.complexity_coef_, *_unit_range(model))
     graph = _ImageScoring(
         network,
         metric=model.metric_,
@@ -227,6 +296,8 @@ def _scoring_graph(
         data_max=model.data_max_,
         input_shape=shape,
         threshold=threshold,
+        float_input=not model.scales_uint8_,
+        complexity=complexity,
     )
     dtype = torch.uint8 if model.scales_uint8_ else torch.float32
     names = getattr(model, "feature_names_in_", None)
@@ -262,12 +333,15 @@ def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
     """Write a fitted model as an ONNX graph that returns the library's scores.
 
     The graph takes the raw input (uint8 images are divided by 255 inside it,
-    table columns are standardised inside it), returns ``score`` (the model's
-    reconstruction error, float64; the higher, the more abnormal),
-    ``reconstruction`` and, for an outlier detector, ``is_outlier``. The
-    threshold, the metric, the input's shape, dtype and feature names and the
-    hourglass version are stored in the model's ``metadata_props``. See
-    :mod:`hourglass.export` for the exact contract.
+    table columns are standardised inside it), returns ``score`` (the score
+    the model thresholds, float64: the reconstruction error, or the
+    complexity-corrected score of a detector with ``score_type_ ==
+    "complexity"``; the higher, the more abnormal), ``reconstruction`` and,
+    for an outlier detector, ``is_outlier``. A float sample holding NaN or
+    infinity, which the library refuses, scores NaN and is flagged. The
+    threshold, the metric, the score type, the input's shape, dtype and
+    feature names and the hourglass version are stored in the model's
+    ``metadata_props``. See :mod:`hourglass.export` for the exact contract.
 
     Parameters
     ----------
@@ -289,7 +363,9 @@ def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
         If the ``onnx`` extra is not installed (the message says how to install it).
     InvalidInputError
         If the model's family cannot be exported (variational and sequence
-        models, tabular models with categorical columns).
+        models, tabular models with categorical columns), or if it is a
+        detector whose complexity correction uses zlib (saved by an older
+        hourglass).
     NotFittedError
         If the model is not fitted.
 
@@ -304,7 +380,7 @@ def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
     >>> path = to_onnx(detector, getfixture("tmp_path") / "detector.onnx")
     >>> session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     >>> score, reconstruction, is_outlier = session.run(None, {"x": X[:5]})
-    >>> bool(np.allclose(score, detector.reconstruction_error(X[:5]), rtol=0, atol=1e-5))
+    >>> bool(np.allclose(score, detector.outlier_score(X[:5]), rtol=0, atol=1e-5))
     True
     """
     onnx = _import_onnx()
@@ -336,6 +412,7 @@ def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
         "estimator": type(model).__name__,
         "family": model.arch_,
         "metric": model.metric_,
+        "score_type": getattr(model, "score_type_", "error"),
         "threshold": None if threshold is None else float(threshold),
         "threshold_method": getattr(model, "threshold_method_", None),
         "input_name": INPUT_NAME,
@@ -345,10 +422,12 @@ def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
     for key in METADATA_KEYS:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(metadata[key])
+    what = f"the {model.metric_} reconstruction error"
+    if metadata["score_type"] == "complexity":
+        what = f"the log {model.metric_} reconstruction error corrected for input complexity"
     proto.doc_string = (
         f"hourglass {type(model).__name__} (arch={model.arch_!r}): input {INPUT_NAME!r}; "
-        f"outputs {', '.join(outputs)}. score is the {model.metric_} reconstruction error: "
-        "the higher, the more abnormal."
+        f"outputs {', '.join(outputs)}. score is {what}: the higher, the more abnormal."
     )
     onnx.checker.check_model(proto)
     target = Path(path)
