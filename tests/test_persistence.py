@@ -295,7 +295,8 @@ def test_missing_directory_is_rejected(tmp_path: Path) -> None:
 def test_newer_format_version_asks_to_upgrade(broken: Path) -> None:
     _edit_config(format_version=persistence.FORMAT_VERSION + 1)(broken)
 
-    with pytest.raises(ModelVersionError, match=r"format version 2 .*Upgrade hourglass"):
+    newer = persistence.FORMAT_VERSION + 1
+    with pytest.raises(ModelVersionError, match=rf"format version {newer} .*Upgrade hourglass"):
         hourglass.load(broken)
 
 
@@ -437,3 +438,9 @@ def test_the_complexity_feature_set_is_saved_and_restored(tmp_path: Path) -> Non
     (path / persistence.CONFIG_NAME).write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="complexity_features_"):
         hourglass.load(path)
+
+
+def test_a_model_saved_in_format_version_1_still_loads(tmp_path: Path) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "zlib_complexity_detector"
+    assert json.loads((fixture / "config.json").read_text())["format_version"] == 1
+    assert hourglass.load(fixture).score_type_ == "complexity"

@@ -69,7 +69,10 @@ __all__ = [
 ]
 
 FORMAT = "hourglass-model"
-FORMAT_VERSION = 1
+#: 2: image detectors record their complexity feature set (files without one use zlib
+#: features); tabular models count their columns in ``n_features_in_``. Files of
+#: version 1 load and score as before; older hourglass versions refuse version 2.
+FORMAT_VERSION = 2
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 #: A config.json larger than this is not a hourglass config (guards memory).
