@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, settings
@@ -53,3 +55,14 @@ def bounded_properties(max_examples: int, *also_suppress: HealthCheck) -> settin
         database=None,
         suppress_health_check=[*also_suppress, HealthCheck.too_slow],
     )
+
+
+#: Small dense-family settings for tests about that family (arch="auto", the default,
+#: trains the tabular family on 2-D arrays; see test_families.py).
+DENSE_FAST: dict[str, Any] = {
+    "arch": "dense",
+    "latent_dim": 2,
+    "epochs": 2,
+    "batch_size": 32,
+    "verbose": 0,
+}

@@ -9,18 +9,11 @@ import pytest
 import sklearn.exceptions
 import torch
 
+from helpers import DENSE_FAST
 from hourglass import Autoencoder
 from hourglass.exceptions import InvalidInputError, NotFittedError, TrainingError
 
-# These tests are about the dense family (arch='auto' trains the tabular one on 2-D
-# arrays; see test_tabular_autoencoder.py and test_families.py).
-FAST: dict[str, Any] = {
-    "arch": "dense",
-    "latent_dim": 2,
-    "epochs": 2,
-    "batch_size": 32,
-    "verbose": 0,
-}
+FAST = DENSE_FAST  # these tests are about the dense family
 
 # Data near a 2-D plane in R^10: an autoencoder with a 2-D code can learn it.
 _PLANE = np.random.default_rng(0).normal(size=(2, 10))

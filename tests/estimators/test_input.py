@@ -10,19 +10,12 @@ import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
+from helpers import DENSE_FAST
 from hourglass import Autoencoder, AutoencoderOutlierDetector
 from hourglass.estimators._input import prepare_input
 from hourglass.exceptions import InvalidInputError
 
-# These tests are about the dense family (arch='auto' trains the tabular one on 2-D
-# arrays; see test_tabular_autoencoder.py and test_families.py).
-FAST: dict[str, Any] = {
-    "arch": "dense",
-    "latent_dim": 2,
-    "epochs": 2,
-    "batch_size": 32,
-    "verbose": 0,
-}
+FAST = DENSE_FAST  # these tests are about the dense family
 
 
 def _unit_data(n: int = 96, d: int = 6, seed: int = 0) -> np.ndarray:

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 import sklearn.exceptions
 
+from helpers import DENSE_FAST
 from hourglass import AutoencoderOutlierDetector
 from hourglass.exceptions import HourglassError, InvalidInputError, NotFittedError
 from hourglass.scoring import conformal_p_values, conformal_threshold
 
-# These tests are about the dense family (arch='auto' trains the tabular one on 2-D
-# arrays; see test_tabular_autoencoder.py and test_families.py).
-FAST: dict[str, Any] = {
-    "arch": "dense",
-    "latent_dim": 2,
-    "epochs": 2,
-    "batch_size": 32,
-    "verbose": 0,
-}
+FAST = DENSE_FAST  # these tests are about the dense family
 
 # Normal data lie near a 2-D plane in R^10; outliers do not.
 _PLANE = np.random.default_rng(0).normal(size=(2, 10))

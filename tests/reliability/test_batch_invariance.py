@@ -94,12 +94,16 @@ def table_model() -> tuple[AutoencoderOutlierDetector, pd.DataFrame]:
     return model, mixed_table(N_ROWS, 1)
 
 
+def model_and_data(kind: str, request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    return request.getfixturevalue(f"{'image' if kind == 'images' else 'table'}_model")
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("kind", ["images", "table"])
 def test_random_partitions_give_the_bits_of_the_whole(
     kind: str, method: str, request: pytest.FixtureRequest
 ) -> None:
-    model, data = request.getfixturevalue(f"{'image' if kind == 'images' else 'table'}_model")
+    model, data = model_and_data(kind, request)
     for seed in range(3):
         check_pieces(getattr(model, method), data, N_ROWS, np.random.default_rng(seed))
 
@@ -109,7 +113,7 @@ def test_random_partitions_give_the_bits_of_the_whole(
 def test_every_row_alone_gives_the_bits_of_the_whole(
     kind: str, method: str, request: pytest.FixtureRequest
 ) -> None:
-    model, data = request.getfixturevalue(f"{'image' if kind == 'images' else 'table'}_model")
+    model, data = model_and_data(kind, request)
     whole = as_array(getattr(model, method)(data))
     for i in range(N_ROWS):
         assert_same_bits(
