@@ -60,6 +60,9 @@ BLOCK_ROW_MULTIPLE = 64
 PROGRESS_MIN_BLOCKS = 50
 
 BlockFunction = Callable[[torch.Tensor], torch.Tensor]
+Trim = Callable[[NDArray[Any]], NDArray[Any]]
+#: The rows of one block (a slice of the input, or indices into it) and how to trim them.
+Task = tuple[slice | NDArray[np.intp], Trim | None]
 
 
 def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
@@ -122,7 +125,7 @@ def map_blocks(
     block_rows: int,
     device: torch.device,
     workers: int = 1,
-    groups: Sequence[tuple[NDArray[np.intp], Callable[[NDArray[Any]], NDArray[Any]]]] | None = None,
+    groups: Sequence[tuple[NDArray[np.intp], Trim]] | None = None,
     verbose: bool = False,
 ) -> torch.Tensor:
     """Apply ``fn`` to ``values`` in padded blocks of ``block_rows`` rows; rows in order.
@@ -158,9 +161,8 @@ def map_blocks(
         raise ValueError(
             f"block_rows must be a positive multiple of {BLOCK_ROW_MULTIPLE}; got {block_rows}."
         )
-    Trim = Callable[[NDArray[Any]], NDArray[Any]]
     # (rows, trim): slices of ``values`` where there are no groups (no copy), else indices.
-    tasks: list[tuple[slice | NDArray[np.intp], Trim | None]] = []
+    tasks: list[Task] = []
     if groups is None:
         for start in range(0, values.shape[0], block_rows):
             tasks.append((slice(start, start + block_rows), None))
@@ -171,7 +173,6 @@ def map_blocks(
 
     if not tasks:
         return torch.empty(0)
-    Task = tuple[slice | NDArray[np.intp], Trim | None]
 
     def compute(task: Task) -> torch.Tensor:
         selection, trim = task
