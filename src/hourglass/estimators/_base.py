@@ -445,9 +445,9 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _threads(self) -> int | None:
         """Intra-op thread count for torch, or None to leave torch's setting alone.
 
-        ``num_threads=None`` leaves inference to torch's default (all cores, 1.6x
-        faster than one thread for the reference model on 2 cores) and lets the
-        training loop measure which count is fastest (see hourglass.threads).
+        ``num_threads=None`` lets the training loop measure which count is fastest
+        (see hourglass.threads); inference then computes its blocks on as many
+        threads as torch uses (see :meth:`_inference_workers`).
         """
         return None if self.num_threads is None else int(self.num_threads)
 
