@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import functools
 import json
 import shutil
 import struct
@@ -408,17 +409,24 @@ def test_a_zlib_complexity_detector_saved_before_feature_sets_scores_as_it_did()
     config = json.loads((ZLIB_DETECTOR / persistence.CONFIG_NAME).read_text())
     assert config["state"]["score_type_"] == "complexity"
     assert "complexity_features_" not in config["state"]  # written before the marker
-    expected = json.loads(ZLIB_DETECTOR.with_name(f"{ZLIB_DETECTOR.name}_scores.json").read_text())
+    saved = json.loads(ZLIB_DETECTOR.with_name(f"{ZLIB_DETECTOR.name}_scores.json").read_text())
+    # Bit for bit under the kernel set the scores were computed with (all three x86
+    # ones are stored); on another CPU's kernels, to float rounding.
+    kernels = torch.backends.cpu.get_cpu_capability()
+    same = np.testing.assert_array_equal
+    if kernels in saved["by_kernels"]:
+        expected = saved["by_kernels"][kernels]
+    else:
+        expected = saved["by_kernels"]["DEFAULT"]
+        same = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7)
 
     detector = hourglass.load(ZLIB_DETECTOR)
 
     assert detector.complexity_features_ == "zlib"
     X = _zlib_held_out()
-    np.testing.assert_array_equal(detector.outlier_score(X), expected["outlier_score"])
+    same(detector.outlier_score(X), expected["outlier_score"])
     np.testing.assert_array_equal(detector.predict(X), expected["predict"])
-    np.testing.assert_array_equal(
-        detector.reconstruction_error(X), expected["reconstruction_error"]
-    )
+    same(detector.reconstruction_error(X), expected["reconstruction_error"])
     assert 0 < np.sum(detector.predict(X) == -1) < len(X)
 
 
