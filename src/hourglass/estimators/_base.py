@@ -10,7 +10,6 @@ import math
 import os
 import textwrap
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from numbers import Integral, Real
@@ -34,6 +33,7 @@ from hourglass.estimators._blocks import BLOCK_ROW_MULTIPLE, map_blocks
 from hourglass.estimators._input import (
     UINT8_SCALE,
     PreparedInput,
+    as_tensor,
     is_text,
     prepare_input,
     prepare_table,
@@ -154,13 +154,6 @@ def _as_frame(X: Any) -> Any:
             f"of shape {array.shape}."
         )
     return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
-
-
-def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
-    """A tensor sharing ``values``' memory, also for read-only arrays (never written to)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(values)
 
 
 #: Texts are computed in groups of lengths up to a multiple of this many bytes.
@@ -584,12 +577,12 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 values = values[np.sort(order[n_val:])]
         validation = None
         if validation_values is not None:
-            validation = TensorSource(_as_tensor(validation_values))
+            validation = TensorSource(as_tensor(validation_values))
         fingerprint = None
         if checkpoint_dir is not None:
             fingerprint = self._training_fingerprint(seed, values, validation_values)
         self._train_module(
-            TensorSource(_as_tensor(values)), validation, seed, fingerprint, checkpoint_dir, resume
+            TensorSource(as_tensor(values)), validation, seed, fingerprint, checkpoint_dir, resume
         )
         if self.arch_ == "tabular":
             self.column_scales_ = self._typical_column_losses(values)
@@ -618,7 +611,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                     )
                 return training, StreamSource(validation_data, encode=encode)
             values = self._prepare_validation(validation_data, self.input_shape_)
-            return training, TensorSource(_as_tensor(values))
+            return training, TensorSource(as_tensor(values))
         fraction = self.validation_fraction
         if fraction is None:
             fraction = 0.1 if self.early_stopping else 0.0
@@ -807,7 +800,6 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         values: NDArray[Any],
         fn: Any,
         *,
-        groups: Any = None,
         parallel: bool = True,
     ) -> torch.Tensor:
         """Apply ``fn(module, x_block)`` to fixed-size blocks, in eval mode, without grad.
@@ -818,18 +810,15 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """
         module = self.module_
         module.eval()
-        if groups is None and self.arch_ == "sequence":
-            groups = _texts_by_length(values)
-        output = map_blocks(
+        return map_blocks(
             values,
             lambda block: fn(module, block),
             block_rows=self._inference_block_rows(),
             device=self.device_,
             workers=self._inference_workers() if parallel else 1,
-            groups=groups,
+            groups=_texts_by_length(values) if self.arch_ == "sequence" else None,
             verbose=bool(self.verbose),
         )
-        return output
 
     def _reconstruct_values(self, values: NDArray[Any]) -> NDArray[np.float32]:
         def run(module: ReconstructionModule, x: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -50,7 +49,7 @@ import torch
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from hourglass.estimators._input import to_unit_float
+from hourglass.estimators._input import as_tensor, to_unit_float
 
 __all__ = ["BLOCK_ROW_MULTIPLE", "map_blocks"]
 
@@ -63,13 +62,6 @@ BlockFunction = Callable[[torch.Tensor], torch.Tensor]
 Trim = Callable[[NDArray[Any]], NDArray[Any]]
 #: The rows of one block (a slice of the input, or indices into it) and how to trim them.
 Task = tuple[slice | NDArray[np.intp], Trim | None]
-
-
-def _as_tensor(values: NDArray[Any]) -> torch.Tensor:
-    """A tensor sharing ``values``' memory, also for read-only arrays (never written to)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(np.ascontiguousarray(values))
 
 
 def _padded(rows: NDArray[Any], block_rows: int) -> NDArray[Any]:
@@ -180,7 +172,7 @@ def map_blocks(
         n_rows = rows.shape[0]
         if trim is not None:
             rows = trim(rows)
-        block = to_unit_float(_as_tensor(_padded(rows, block_rows)).to(device))
+        block = to_unit_float(as_tensor(_padded(rows, block_rows)).to(device))
         with torch.inference_mode():
             return fn(block)[:n_rows].cpu()
 

@@ -8,6 +8,7 @@ method sees them in [0, 1].
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from hourglass.exceptions import InvalidInputError
 __all__ = [
     "UINT8_SCALE",
     "PreparedInput",
+    "as_tensor",
     "is_text",
     "prepare_input",
     "prepare_table",
@@ -64,6 +66,17 @@ class PreparedInput:
         if self.was_uint8:
             return low / UINT8_SCALE, high / UINT8_SCALE
         return low, high
+
+
+def as_tensor(values: NDArray[Any]) -> torch.Tensor:
+    """A tensor of ``values``, sharing their memory when they are contiguous.
+
+    Read-only arrays (memory-mapped files) are accepted without PyTorch's warning:
+    hourglass never writes to them.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(values))
 
 
 def to_unit_float(batch: torch.Tensor) -> torch.Tensor:
