@@ -209,11 +209,11 @@ def _worker(rank: int, world_size: int, store: str, out: str) -> None:
 
 def _fit_counting_reads(path: Path) -> tuple[AutoencoderOutlierDetector, dict[str, int]]:
     """Fit on a Parquet stream; the detector, and its row-group reads in and out of training."""
-    import hourglass.estimators._base as base
+    import hourglass.estimators._fitting as fitting
 
     reads = {"training": 0, "other": 0}  # other: the checking pass and calibration
     phase = ["other"]
-    raw_pieces, train = Stream._raw_pieces, base.train
+    raw_pieces, train = Stream._raw_pieces, fitting.train
 
     def counting(stream: Stream, block_index: int) -> Any:
         reads[phase[0]] += 1
@@ -227,12 +227,12 @@ def _fit_counting_reads(path: Path) -> tuple[AutoencoderOutlierDetector, dict[st
             phase[0] = "other"
 
     Stream._raw_pieces = counting  # type: ignore[method-assign]
-    base.train = training  # type: ignore[assignment]
+    fitting.train = training  # type: ignore[assignment]
     try:
         return AutoencoderOutlierDetector(**DETECTOR).fit(Stream.open(path)), reads
     finally:
         Stream._raw_pieces = raw_pieces  # type: ignore[method-assign]
-        base.train = train
+        fitting.train = train
 
 
 def _fit_stream_in_process_group(path: Path) -> dict[str, Any]:

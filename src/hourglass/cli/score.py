@@ -154,7 +154,7 @@ def _score_rows(
         columns["p_value"] = conformal_p_values(scores, detector.calibration_scores_)
     flags = scores > threshold
     columns["is_outlier"] = flags.astype(np.int8)
-    if detector.arch_ == "tabular":
+    if detector.family_.explains:
         columns["top_columns"] = _top_columns(detector.explain(X), flags)
     return pd.DataFrame(columns)
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hourglass import distributed
 from hourglass.cli._common import add_data_arguments, read_input
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import InvalidInputError
+from hourglass.families import ARCHITECTURES
 from hourglass.nn.noise import NOISE_KINDS
 from hourglass.scoring import ERROR_METRICS
+
+#: A Flag default meaning: the estimator's own default for the parameter.
+ESTIMATOR_DEFAULT: Any = object()
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -21,6 +27,204 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers such as 256,128; got {text!r}"
         ) from None
+
+
+def _trim(text: str) -> float | str:
+    """``--trim``: "auto" or a fraction in [0, 0.5)."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number; got {text!r}") from None
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 0.5); got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line option that sets one estimator parameter.
+
+    Its default is the estimator's (unless ``default`` is given), so the two
+    cannot drift apart; :func:`detector_params` maps parsed options back.
+    """
+
+    parameter: str
+    group: str
+    help: str
+    flag: str = ""  # default: "--" + the parameter with dashes
+    type: Callable[[str], Any] | None = None
+    choices: Sequence[str] | None = None
+    metavar: str | None = None
+    action: Any = None  # "store_true", or argparse.BooleanOptionalAction for --x/--no-x
+    default: Any = ESTIMATOR_DEFAULT
+    # The parsed value -> the parameter's value (e.g. "a,b" -> ("a", "b")).
+    to_parameter: Callable[[Any], Any] | None = None
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.parameter.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return self.option.removeprefix("--").replace("-", "_")
+
+
+def _columns(text: str) -> tuple[str, ...] | None:
+    return tuple(c.strip() for c in text.split(",") if c.strip()) or None
+
+
+#: Every option of ``hourglass train`` that sets a parameter of the detector, in help order.
+FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "arch",
+        "model",
+        "auto (the default): tabular for tables and 2-D arrays, dense for images, "
+        "sequence for text; or name the family: dense; conv for images; vae / conv_vae: "
+        "variational; sequence for text (a .txt file); tabular for tables (CSV/Parquet)",
+        choices=["auto", *ARCHITECTURES],
+    ),
+    Flag(
+        "categorical_columns",
+        "model",
+        "tabular: comma-separated numeric columns to treat as categorical",
+        metavar="COLS",
+        default="",
+        to_parameter=_columns,
+    ),
+    Flag("beta", "model", "weight of the KL term of a variational model (default: 1)", type=float),
+    Flag(
+        "invariance",
+        "model",
+        "images: weight of a term making codes ignore small shifts and rotations, for "
+        "clustering by content (default: 0, off; try 1)",
+        type=float,
+    ),
+    Flag(
+        "trim",
+        "model",
+        "tabular: fraction of each training batch's rows with the highest loss left out of "
+        "the loss, so that outliers in the training data do not shape the model (default: "
+        "auto = 0.2 for tabular models, 0 otherwise)",
+        type=_trim,
+        metavar="FRACTION|auto",
+    ),
+    Flag("latent_dim", "model", "code size (default: 64)", type=int),
+    Flag(
+        "hidden_dims",
+        "model",
+        "encoder hidden widths; the decoder mirrors them (default: none)",
+        type=_int_tuple,
+        metavar="W1,W2,...",
+    ),
+    Flag("activation", "model", "hidden activation (default: relu)"),
+    Flag(
+        "output_activation",
+        "model",
+        "sigmoid for data in [0, 1], linear otherwise (default: auto)",
+        choices=["auto", "sigmoid", "linear"],
+    ),
+    Flag(
+        "loss",
+        "training",
+        "training loss (default: bce for sigmoid output, else mse)",
+        choices=["auto", *ERROR_METRICS],
+    ),
+    Flag("epochs", "training", "default: 10", type=int),
+    Flag("batch_size", "training", "default: 64", type=int),
+    Flag("learning_rate", "training", "default: 0.001", type=float),
+    Flag("weight_decay", "training", "default: 0", type=float),
+    Flag(
+        "validation_fraction",
+        "training",
+        "fraction held out for validation loss (default: 0.1 with --early-stopping, else none)",
+        type=float,
+    ),
+    Flag(
+        "early_stopping",
+        "training",
+        "stop when the validation loss stops improving",
+        action="store_true",
+    ),
+    Flag(
+        "shuffle",
+        "training",
+        "shuffle the training rows every epoch (default: on)",
+        action=argparse.BooleanOptionalAction,
+    ),
+    Flag("patience", "training", "default: 5", type=int),
+    Flag("device", "training", "auto, cpu, cuda or cuda:N"),
+    Flag(
+        "num_threads",
+        "training",
+        "torch CPU threads (default: measured while training)",
+        flag="--threads",
+        type=int,
+    ),
+    Flag(
+        "random_state", "training", "random seed (default: 0)", flag="--seed", type=int, default=0
+    ),
+    Flag(
+        "noise",
+        "training",
+        "train a denoising autoencoder on inputs corrupted this way",
+        choices=list(NOISE_KINDS),
+    ),
+    Flag(
+        "noise_strength",
+        "training",
+        "noise standard deviation, or fraction of values hit (default: 0.3)",
+        type=float,
+    ),
+    Flag(
+        "metric",
+        "threshold",
+        "reconstruction error used as the score (default: mae)",
+        choices=list(ERROR_METRICS),
+    ),
+    Flag(
+        "fpr",
+        "rule",
+        "target false-positive rate on normal data (default rule: 0.01)",
+        type=float,
+    ),
+    Flag("contamination", "rule", "expected fraction of outliers in DATA", type=float),
+    Flag("threshold", "rule", "fixed error threshold", type=float),
+    Flag(
+        "calibration_fraction",
+        "threshold",
+        "fraction of DATA held out for calibration (default: 0.2)",
+        type=float,
+    ),
+    Flag(
+        "score_type",
+        "threshold",
+        "the outlier score: the reconstruction error, or (images) the error corrected for "
+        "image complexity, which also catches simple outliers (default: auto = complexity for "
+        "images unless --threshold is given)",
+        choices=["auto", "error", "complexity"],
+    ),
+)
+
+
+def _add_flag(group: Any, flag: Flag, defaults: dict[str, Any]) -> None:
+    default = defaults[flag.parameter] if flag.default is ESTIMATOR_DEFAULT else flag.default
+    options: dict[str, Any] = {"default": default, "help": flag.help}
+    for name in ("type", "choices", "metavar", "action"):
+        if getattr(flag, name) is not None:
+            options[name] = getattr(flag, name)
+    group.add_argument(flag.option, **options)
+
+
+def detector_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The detector's parameters from parsed ``hourglass train`` options (see :data:`FLAGS`)."""
+    params = {}
+    for flag in FLAGS:
+        value = getattr(args, flag.dest)
+        params[flag.parameter] = value if flag.to_parameter is None else flag.to_parameter(value)
+    params["verbose"] = 0 if args.quiet or not sys.stderr.isatty() else 1  # bars on a terminal
+    return params
 
 
 def add_parser(subparsers: Any) -> None:
@@ -43,90 +247,18 @@ def add_parser(subparsers: Any) -> None:
         help="directory to save the model to (replaced atomically)",
     )
     model = parser.add_argument_group("model")
-    model.add_argument(
-        "--arch",
-        default="auto",
-        choices=["auto", "dense", "conv", "vae", "conv_vae", "sequence", "tabular"],
-        help="auto (the default): tabular for tables and 2-D arrays, dense for images, "
-        "sequence for text; or name the family: dense; conv for images; vae / conv_vae: "
-        "variational; sequence for text (a .txt file); tabular for tables (CSV/Parquet)",
-    )
-    model.add_argument(
-        "--categorical-columns",
-        default="",
-        metavar="COLS",
-        help="tabular: comma-separated numeric columns to treat as categorical",
-    )
-    model.add_argument(
-        "--beta",
-        type=float,
-        default=1.0,
-        help="weight of the KL term of a variational model (default: 1)",
-    )
-    model.add_argument(
-        "--invariance",
-        type=float,
-        default=0.0,
-        help="images: weight of a term making codes ignore small shifts and rotations, for "
-        "clustering by content (default: 0, off; try 1)",
-    )
-    model.add_argument(
-        "--trim",
-        type=_trim,
-        default="auto",
-        metavar="FRACTION|auto",
-        help="tabular: fraction of each training batch's rows with the highest loss left out of "
-        "the loss, so that outliers in the training data do not shape the model (default: "
-        "auto = 0.2 for tabular models, 0 otherwise)",
-    )
-    model.add_argument("--latent-dim", type=int, default=64, help="code size (default: 64)")
-    model.add_argument(
-        "--hidden-dims",
-        type=_int_tuple,
-        default=(),
-        metavar="W1,W2,...",
-        help="encoder hidden widths; the decoder mirrors them (default: none)",
-    )
-    model.add_argument("--activation", default="relu", help="hidden activation (default: relu)")
-    model.add_argument(
-        "--output-activation",
-        default="auto",
-        choices=["auto", "sigmoid", "linear"],
-        help="sigmoid for data in [0, 1], linear otherwise (default: auto)",
-    )
-    fitting = parser.add_argument_group("training")
-    fitting.add_argument(
-        "--loss",
-        default="auto",
-        choices=["auto", *ERROR_METRICS],
-        help="training loss (default: bce for sigmoid output, else mse)",
-    )
-    fitting.add_argument("--epochs", type=int, default=10, help="default: 10")
-    fitting.add_argument("--batch-size", type=int, default=64, help="default: 64")
-    fitting.add_argument("--learning-rate", type=float, default=1e-3, help="default: 0.001")
-    fitting.add_argument("--weight-decay", type=float, default=0.0, help="default: 0")
-    fitting.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=None,
-        help="fraction held out for validation loss (default: 0.1 with "
-        "--early-stopping, else none)",
-    )
-    fitting.add_argument(
-        "--early-stopping",
-        action="store_true",
-        help="stop when the validation loss stops improving",
-    )
-    fitting.add_argument("--patience", type=int, default=5, help="default: 5")
-    fitting.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    fitting.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (default: 1, fastest for small models)",
-    )
-    fitting.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    fitting.add_argument(
+    training = parser.add_argument_group("training")
+    detection = parser.add_argument_group("outlier threshold (at most one rule)")
+    groups = {
+        "model": model,
+        "training": training,
+        "threshold": detection,
+        "rule": detection.add_mutually_exclusive_group(),
+    }
+    defaults = AutoencoderOutlierDetector().get_params()
+    for flag in FLAGS:
+        _add_flag(groups[flag.group], flag, defaults)
+    training.add_argument(
         "--nproc",
         type=int,
         default=None,
@@ -134,50 +266,6 @@ def add_parser(subparsers: Any) -> None:
         help="train data-parallel in N processes on this machine (torchrun --standalone "
         "--nproc-per-node N -m hourglass train ...; --batch-size is the global batch, a "
         "multiple of N). For several machines, run torchrun -m hourglass train yourself",
-    )
-    fitting.add_argument(
-        "--noise",
-        choices=list(NOISE_KINDS),
-        default=None,
-        help="train a denoising autoencoder on inputs corrupted this way",
-    )
-    fitting.add_argument(
-        "--noise-strength",
-        type=float,
-        default=0.3,
-        help="noise standard deviation, or fraction of values hit (default: 0.3)",
-    )
-    detection = parser.add_argument_group("outlier threshold (at most one rule)")
-    detection.add_argument(
-        "--metric",
-        default="mae",
-        choices=list(ERROR_METRICS),
-        help="reconstruction error used as the score (default: mae)",
-    )
-    rule = detection.add_mutually_exclusive_group()
-    rule.add_argument(
-        "--fpr",
-        type=float,
-        default=None,
-        help="target false-positive rate on normal data (default rule: 0.01)",
-    )
-    rule.add_argument(
-        "--contamination", type=float, default=None, help="expected fraction of outliers in DATA"
-    )
-    rule.add_argument("--threshold", type=float, default=None, help="fixed error threshold")
-    detection.add_argument(
-        "--calibration-fraction",
-        type=float,
-        default=0.2,
-        help="fraction of DATA held out for calibration (default: 0.2)",
-    )
-    detection.add_argument(
-        "--score-type",
-        choices=["auto", "error", "complexity"],
-        default="auto",
-        help="the outlier score: the reconstruction error, or (images) the error corrected for "
-        "image complexity, which also catches simple outliers (default: auto = complexity for "
-        "images unless --threshold is given)",
     )
     add_data_arguments(parser, streaming=True)
     parser.add_argument(
@@ -195,58 +283,12 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _trim(text: str) -> float | str:
-    """``--trim``: "auto" or a fraction in [0, 0.5)."""
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number; got {text!r}") from None
-    if not 0 <= value < 0.5:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 0.5); got {text}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Train and save; print a one-paragraph summary."""
     if args.nproc is not None and not distributed.launched_by_torchrun():
         return _launch(args)
     X = read_input(args.data, args.drop_columns, args.stream)
-    detector = AutoencoderOutlierDetector(
-        arch=args.arch,
-        beta=args.beta,
-        invariance=args.invariance,
-        trim=args.trim,
-        categorical_columns=tuple(
-            c.strip() for c in args.categorical_columns.split(",") if c.strip()
-        )
-        or None,
-        latent_dim=args.latent_dim,
-        hidden_dims=args.hidden_dims,
-        activation=args.activation,
-        output_activation=args.output_activation,
-        loss=args.loss,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_fraction=args.validation_fraction,
-        early_stopping=args.early_stopping,
-        patience=args.patience,
-        device=args.device,
-        num_threads=args.threads,
-        noise=args.noise,
-        noise_strength=args.noise_strength,
-        verbose=0 if args.quiet or not sys.stderr.isatty() else 1,  # bars only on a terminal
-        random_state=args.seed,
-        metric=args.metric,
-        fpr=args.fpr,
-        contamination=args.contamination,
-        threshold=args.threshold,
-        calibration_fraction=args.calibration_fraction,
-        score_type=args.score_type,
-    )
+    detector = AutoencoderOutlierDetector(**detector_params(args))
     if args.resume and args.checkpoint_dir is None:
         raise InvalidInputError("--resume needs --checkpoint-dir: the folder to resume from.")
     # Under torchrun: join the other processes, train together, and let rank 0 write.
@@ -259,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     val = f", validation loss {history['val_loss'][-1]:.4f}" if "val_loss" in history else ""
     samples = (
         f"rows of {detector.n_features_in_} columns"
-        if hasattr(detector, "table_schema_")
+        if detector.family_.input_kind(detector.input_shape_) == "table"
         else f"samples of shape {detector.input_shape_}"
     )
     print(

@@ -42,7 +42,7 @@ def _result_columns(
     detector: AutoencoderOutlierDetector, requested: Sequence[str] | None, *, table: bool
 ) -> tuple[str, ...]:
     """The result columns to compute: those requested (checked), or the model's defaults."""
-    tabular = detector.arch_ == "tabular"
+    explains = detector.family_.explains
     if requested is None:
         return tuple(
             name
@@ -51,7 +51,7 @@ def _result_columns(
                 ("outlier_score", detector.score_type_ == "complexity"),
                 ("p_value", detector.n_calibration_ > 0),
                 ("is_outlier", True),
-                ("top_columns", tabular and table),
+                ("top_columns", explains and table),
             )
             if applies
         )
@@ -68,7 +68,7 @@ def _result_columns(
             "p_value needs a model trained with calibration data (calibration fraction > 0); "
             "this one has none. Leave p_value out of columns."
         )
-    if "top_columns" in names and not (tabular and table):
+    if "top_columns" in names and not (explains and table):
         raise InvalidInputError(
             "top_columns describes the columns of tables scored by a tabular model (a Dask "
             f"DataFrame and arch='tabular'); this model has arch={detector.arch_!r}"
@@ -146,7 +146,8 @@ def score(
 
 def _check_array(data: da.Array, detector: AutoencoderOutlierDetector) -> None:
     """Refuse arrays the model cannot score, before any task runs."""
-    tabular = detector.arch_ == "tabular"
+    kind = detector.family_.input_kind(tuple(detector.input_shape_))
+    tabular = kind == "table"
     # A tabular model fitted on a 2-D array scores 2-D arrays of as many columns; one
     # fitted on a DataFrame scores DataFrames with its columns.
     if tabular and (
@@ -170,7 +171,7 @@ def _check_array(data: da.Array, detector: AutoencoderOutlierDetector) -> None:
         )
     if tabular:
         return
-    text = detector.arch_ == "sequence"
+    text = kind == "texts"
     sample_shape = tuple(int(size) for size in data.shape[1:])
     if text and data.ndim != 1:
         raise InvalidInputError(

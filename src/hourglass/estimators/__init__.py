@@ -1,4 +1,9 @@
-"""scikit-learn faces of the models: validate, build, train, wrap results."""
+"""scikit-learn faces of the models: validate, train, score, save.
+
+The estimators keep the scikit-learn contract (parameters, ``fit``, fitted
+attributes ending in ``_``) and delegate what depends on the kind of model to
+its family (:mod:`hourglass.families`, ``family_``).
+"""
 
 from __future__ import annotations
 

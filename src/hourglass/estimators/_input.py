@@ -30,6 +30,7 @@ __all__ = [
     "prepare_input",
     "prepare_table",
     "prepare_text",
+    "shaped_like_training",
     "to_unit_float",
 ]
 
@@ -52,8 +53,7 @@ class PreparedInput:
     """Validated data: finite, at least one sample, 2 to 4 dimensions."""
 
     values: NDArray[Any]  # (n, *sample_shape), float32, or uint8 pixel values (0..255)
-    is_text: bool = False  # values are byte-token ids of texts (int64, (n, max_length))
-    is_table: bool = False  # values are packed mixed-type rows (see hourglass.tabular)
+    family: str = ""  # the model family (arch) the values were prepared for
 
     @property
     def was_uint8(self) -> bool:
@@ -319,7 +319,7 @@ def prepare_text(estimator: BaseEstimator, X: Any, *, max_length: int) -> Prepar
             f"{name} with arch='sequence' needs strings, but item {bad[0]} is a "
             f"{type(first).__name__} ({len(bad)} non-string item(s) in all). {hint}"
         )
-    return PreparedInput(values=ByteTokenizer(max_length).encode(texts), is_text=True)
+    return PreparedInput(values=ByteTokenizer(max_length).encode(texts))
 
 
 def prepare_input(estimator: BaseEstimator, X: Any, *, reset: bool) -> PreparedInput:
@@ -453,3 +453,42 @@ def _checked_array(
             )
         raise InvalidInputError(message) from None
     return checked
+
+
+def shaped_like_training(
+    values: NDArray[Any], input_shape: tuple[int, ...], estimator_name: str
+) -> NDArray[Any]:
+    """Prepared ``values`` reshaped to the training samples' shape, or a clear error.
+
+    Flat rows of as many values, and images with or without a channel axis of
+    size 1, are accepted; images of another shape with as many pixels are not (a
+    2x8 image read as 4x4 would be scored silently wrong). Values outside the
+    training range are accepted (unlike at fit): they reconstruct badly, which is
+    what an outlier score should report.
+    """
+    sample_shape = tuple(values.shape[1:])
+    n_features = int(np.prod(sample_shape))
+    expected = int(np.prod(input_shape))
+    if n_features != expected:  # tables: their schema has checked the columns
+        raise InvalidInputError(
+            f"X has {n_features} features, but {estimator_name} is expecting "
+            f"{expected} features as input (samples of shape "
+            f"{input_shape}; got samples of shape {sample_shape})."
+        )
+
+    def squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(size for size in shape if size != 1)
+
+    if (
+        len(input_shape) > 1
+        and len(sample_shape) > 1
+        and squeezed(sample_shape) != squeezed(input_shape)
+    ):
+        raise InvalidInputError(
+            f"X has samples of shape {sample_shape}, but {estimator_name} was fitted "
+            f"on samples of shape {input_shape}. Pass samples of that shape, or flat "
+            f"rows of {expected} values."
+        )
+    if sample_shape != input_shape:  # flat rows, or a channel axis of size 1
+        values = values.reshape(values.shape[0], *input_shape)
+    return values

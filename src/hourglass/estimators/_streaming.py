@@ -42,8 +42,7 @@ class StreamInput:
     was_uint8: bool
     feature_min: NDArray[np.float32]  # per feature, scaled to [0, 1] for uint8 data
     feature_max: NDArray[np.float32]
-    is_text: bool = False
-    is_table: bool = False
+    family: str = ""  # the model family (arch) the stream was checked for
     # Tables: packs a DataFrame piece into the model's layout (TableSchema.encode).
     encode: Callable[[pd.DataFrame], NDArray[np.float32]] | None = None
     # Tables: encoded rows of the sample the schema was fitted on.
@@ -131,7 +130,6 @@ def _scan(
         was_uint8=was_uint8,
         feature_min=low.astype(np.float32) * scale,
         feature_max=high.astype(np.float32) * scale,
-        is_table=encode is not None,
         encode=encode,
     )
 

@@ -8,7 +8,8 @@ from typing import Any
 from sklearn.base import _fit_context
 
 from hourglass.distributed import broadcast_seed
-from hourglass.estimators._base import BaseAutoencoder, _seed_from
+from hourglass.estimators._base import BaseAutoencoder
+from hourglass.estimators._params import seed_from
 
 __all__ = ["Autoencoder"]
 
@@ -296,7 +297,7 @@ default="auto"
         self._fit_prepared(
             prepared,
             validation_data=validation_data,
-            seed=broadcast_seed(_seed_from(self.random_state)),
+            seed=broadcast_seed(seed_from(self.random_state)),
             checkpoint_dir=checkpoint_dir,
             resume=resume,
         )

@@ -15,7 +15,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm import tqdm
 
-from hourglass.estimators._base import BaseAutoencoder, _seed_from
+from hourglass.estimators._base import BaseAutoencoder
+from hourglass.estimators._params import seed_from
 from hourglass.estimators.autoencoder import Autoencoder
 from hourglass.exceptions import InvalidInputError, NotFittedError
 
@@ -153,7 +154,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         -------
         self : AutoencoderClusterer
         """
-        seed = _seed_from(self.random_state) % (2**31 - 1)
+        seed = seed_from(self.random_state) % (2**31 - 1)
         model = self.autoencoder
         if model is None:
             model = Autoencoder(random_state=seed, verbose=self.verbose)

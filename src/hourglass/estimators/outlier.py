@@ -24,8 +24,9 @@ from hourglass.complexity import (
 )
 from hourglass.data.stream import Stream
 from hourglass.distributed import broadcast_seed
-from hourglass.estimators._base import BaseAutoencoder, _seed_from
+from hourglass.estimators._base import BaseAutoencoder
 from hourglass.estimators._input import PreparedInput
+from hourglass.estimators._params import seed_from
 from hourglass.estimators._streaming import StreamInput, piecewise
 from hourglass.exceptions import HourglassError, InvalidInputError
 from hourglass.scoring import (
@@ -315,7 +316,7 @@ verbose, random_state
                 "metric='bce' needs data in [0, 1] and a sigmoid output; use metric='mae' or "
                 "'mse' for this data (or output_activation='sigmoid' with data scaled to [0, 1])."
             )
-        seed = broadcast_seed(_seed_from(self.random_state))  # the same in every process
+        seed = broadcast_seed(seed_from(self.random_state))  # the same in every process
         if isinstance(prepared, StreamInput):
             return self._fit_stream(prepared, rule, seed, validation_data, checkpoint_dir, resume)
         values = prepared.values
@@ -334,7 +335,7 @@ verbose, random_state
             return training[rng.choice(len(training), COMPLEXITY_FIT_SAMPLES, replace=False)]
 
         return self._train_and_calibrate(
-            PreparedInput(values=training, is_text=prepared.is_text, is_table=prepared.is_table),
+            replace(prepared, values=training),
             calibration if n_calibration else None,
             complexity_rows,
             rule,
@@ -448,7 +449,7 @@ verbose, random_state
         )
 
     def _resolve_score(self) -> str:
-        images = len(self.input_shape_) in (2, 3) and self.arch_ not in ("sequence", "tabular")
+        images = self.family_.input_kind(self.input_shape_) == "images"
         if self.score_type == "complexity" and not images:
             raise InvalidInputError(
                 "score_type='complexity' measures the complexity of images; the data are "

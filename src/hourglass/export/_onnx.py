@@ -10,7 +10,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -22,13 +22,14 @@ from hourglass.complexity import LOG_EPSILON
 from hourglass.estimators._base import BaseAutoencoder
 from hourglass.estimators._input import UINT8_SCALE, to_unit_float
 from hourglass.exceptions import HourglassError, InvalidInputError, ModelFileError
+from hourglass.families import FAMILIES
 from hourglass.nn.tabular import TabularAutoencoder
 from hourglass.scoring import per_sample_error
 
 __all__ = ["ONNX_FAMILIES", "read_onnx_metadata", "to_onnx"]
 
 #: Model families (``arch_``) that can be exported.
-ONNX_FAMILIES: tuple[str, ...] = ("dense", "conv", "tabular")
+ONNX_FAMILIES: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() if f.exports_onnx)
 #: Name of the graph's input.
 INPUT_NAME = "x"
 #: Keys hourglass writes into the ONNX model's ``metadata_props``.
@@ -233,19 +234,16 @@ def _unit_range(model: BaseAutoencoder) -> tuple[float, float]:
 def _refuse(model: BaseAutoencoder) -> None:
     """Raise unless ``model`` is a fitted model of a family the graph can express."""
     model._check_fitted()
-    family = model.arch_
-    if family not in ONNX_FAMILIES:
+    family = model.family_
+    if not family.exports_onnx:
         raise InvalidInputError(
             f"ONNX export supports the {', '.join(map(repr, ONNX_FAMILIES))} families; this "
-            f"model has arch={family!r}, whose score cannot be exported. Score it with hourglass "
-            "itself (hourglass score)."
+            f"model has arch={family.name!r}, whose score cannot be exported. Score it with "
+            "hourglass itself (hourglass score)."
         )
-    if family == "tabular" and model.table_schema_.categorical:
-        raise InvalidInputError(
-            "ONNX export of tabular models supports numeric columns only; this model has "
-            f"categorical column(s) {model.table_schema_.categorical}. Score it with hourglass "
-            "itself, or train a model on the numeric columns alone to export it."
-        )
+    refusal = family.onnx_refusal(model)
+    if refusal is not None:
+        raise InvalidInputError(refusal)
     # A detector's thresholded score (outlier_score) may be the error corrected for input
     # complexity: the graph computes the "gradient" features, not zlib's.
     if (
@@ -267,11 +265,13 @@ def _scoring_graph(
     network = copy.deepcopy(model.module_).to("cpu").eval()
     # Also what makes per_sample_error compute mae and mse in float64, as at inference.
     network.requires_grad_(False)
-    if model.arch_ == "tabular":
+    if model.family_.input_kind(tuple(model.input_shape_)) == "table":
         schema = model.table_schema_
-        assert isinstance(network, TabularAutoencoder)  # what arch_ == "tabular" builds
         graph: nn.Module = _TableScoring(
-            network, medians=schema.medians, scales=schema.scales, threshold=threshold
+            cast(TabularAutoencoder, network),  # the network of every table-taking family
+            medians=schema.medians,
+            scales=schema.scales,
+            threshold=threshold,
         )
         example = torch.zeros((2, len(schema.numeric)), dtype=torch.float64)
         return (

@@ -63,7 +63,7 @@ def _figure(draw_axes: Callable[[Any], None], size: tuple[float, float] = (6.5, 
 
 
 def _is_images(model: Any) -> bool:
-    return model.arch_ in ("dense", "conv", "vae", "conv_vae") and len(model.input_shape_) in (2, 3)
+    return bool(model.family_.input_kind(model.input_shape_) == "images")
 
 
 def _training_curves(model: Any) -> str:
@@ -134,7 +134,7 @@ def _outliers_section(model: Any, data: Any, scores: NDArray[np.float64], k: int
         )
         return _img(uri, "most abnormal samples with their reconstructions")
     rows = []
-    if model.arch_ == "tabular":
+    if model.family_.explains:
         contributions = model.explain(_pick(data, worst)).to_numpy()
         columns = model.table_schema_.columns
         for rank, (i, row) in enumerate(zip(worst, contributions, strict=True), start=1):
@@ -249,6 +249,27 @@ def build_report(
     if labels is not None:
         labels = _binary_labels(labels, len(scores))
     threshold = getattr(model, "threshold_", None)
+    sections = [
+        ("model", "Model card", _model_card(model, scores, codes, threshold)),
+        ("training", "Training", _img(_training_curves(model), "training curves")),
+        ("scores", "Scores", _scores_section(model, scores, labels, threshold)),
+    ]
+    if labels is not None and len(np.unique(np.asarray(labels))) == 2:
+        curves = _curves(scores, np.asarray(labels).astype(int))
+        sections.append(("curves", "ROC and precision-recall", _img(curves, "ROC and PR curves")))
+    sections += [
+        ("outliers", "Most abnormal samples", _outliers_section(model, data, scores, n_outliers)),
+        ("map", "Map of the codes", _map_section(scores, codes, labels, threshold)),
+        ("clusters", "Clusters of the codes", _clusters_section(model, data, codes, n_clusters)),
+    ]
+    with atomic_file(path) as tmp:
+        tmp.write_text(_page(title, sections), encoding="utf-8")
+    return Path(path)
+
+
+def _model_card(
+    model: Any, scores: NDArray[np.float64], codes: NDArray[np.float32], threshold: float | None
+) -> str:
     params = model.get_params()
     card = {
         "family": model.arch_,
@@ -264,12 +285,15 @@ def build_report(
         "hourglass": __version__,
         "python": platform.python_version(),
     }
-    sections: list[tuple[str, str, str]] = []
-    card_rows = "".join(
+    rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in card.items()
     )
-    sections.append(("model", "Model card", f"<table>{card_rows}</table>"))
-    sections.append(("training", "Training", _img(_training_curves(model), "training curves")))
+    return f"<table>{rows}</table>"
+
+
+def _scores_section(
+    model: Any, scores: NDArray[np.float64], labels: Any, threshold: float | None
+) -> str:
     groups: dict[str, Any] = {"all samples": scores}
     if labels is not None:
         truth = np.asarray(labels).astype(int)
@@ -283,13 +307,12 @@ def build_report(
             title="Score distribution",
         )
     )
-    sections.append(("scores", "Scores", _img(histogram, "score histogram")))
-    if labels is not None and len(np.unique(np.asarray(labels))) == 2:
-        curves = _curves(scores, np.asarray(labels).astype(int))
-        sections.append(("curves", "ROC and precision-recall", _img(curves, "ROC and PR curves")))
-    sections.append(
-        ("outliers", "Most abnormal samples", _outliers_section(model, data, scores, n_outliers))
-    )
+    return _img(histogram, "score histogram")
+
+
+def _map_section(
+    scores: NDArray[np.float64], codes: NDArray[np.float32], labels: Any, threshold: float | None
+) -> str:
     shown = np.arange(len(scores))
     if shown.size > _MAX_MAP_POINTS:
         shown = np.sort(np.random.default_rng(0).choice(shown.size, _MAX_MAP_POINTS, replace=False))
@@ -309,16 +332,15 @@ def build_report(
             legend_title="" if color is None else "group",
         )
     )
-    sections.append(("map", "Map of the codes", _img(map_uri, "2-D map of the codes")))
-    sections.append(
-        ("clusters", "Clusters of the codes", _clusters_section(model, data, codes, n_clusters))
-    )
+    return _img(map_uri, "2-D map of the codes")
 
+
+def _page(title: str, sections: list[tuple[str, str, str]]) -> str:
     body = "\n".join(
         f'<section id="{sid}"><h2>{html.escape(heading)}</h2>{content}</section>'
         for sid, heading, content in sections
     )
-    page = f"""<!DOCTYPE html>
+    return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
@@ -331,6 +353,3 @@ img {{ max-width: 100%; }}
 {body}
 </body></html>
 """
-    with atomic_file(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return Path(path)

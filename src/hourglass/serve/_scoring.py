@@ -165,16 +165,7 @@ class ScoringModel:
         self.detector = detector
         self.max_batch = max_batch
         self.weights_sha256: str | None = None
-        arch = detector.arch_
-        shape = tuple(detector.input_shape_)
-        if arch == "tabular":
-            self.kind = "table"
-        elif arch == "sequence":
-            self.kind = "texts"
-        elif len(shape) >= 2:
-            self.kind = "images"
-        else:
-            self.kind = "vectors"
+        self.kind = detector.family_.input_kind(tuple(detector.input_shape_))
         self.threshold = float(detector.threshold_)
         # Image models may threshold the error corrected for the input's complexity.
         self._corrected = getattr(detector, "score_type_", "error") == "complexity"
@@ -192,7 +183,6 @@ class ScoringModel:
                 {value: 2 + i for i, value in enumerate(vocabulary)}
                 for vocabulary in schema.vocabularies
             ]
-            self._column_scales = np.asarray(detector.column_scales_, dtype=np.float64)
         elif self.kind == "vectors" and hasattr(detector, "feature_names_in_"):
             self.columns = [str(name) for name in detector.feature_names_in_]
         self._column_set = frozenset(self.columns)
@@ -469,8 +459,7 @@ class ScoringModel:
         mean column loss, in float32) and ``explain`` (column losses over their
         typical training value, in float64).
         """
-        losses, errors = self.detector._column_losses_and_row_scores(values)
-        contributions = losses / self._column_scales
+        contributions, errors = self.detector.family_.explained_scores(self.detector, values)
         return errors, contributions
 
     # ---------------------------------------------------- arrays, images, texts
@@ -613,7 +602,7 @@ class ScoringModel:
             return row
         if self.kind == "texts":
             return ["an example text"]
-        return np.zeros(self.detector.input_shape_, dtype=np.int64).tolist()  # type: ignore[no-any-return]
+        return np.zeros(self.detector.input_shape_, dtype=np.int64).tolist()
 
     def request_schema(self) -> dict[str, Any]:
         """The JSON Schema of a ``POST /score`` body for this model."""

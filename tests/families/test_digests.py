@@ -1,0 +1,32 @@
+"""Today's families compute what the code before the families refactor computed, bit for bit.
+
+The fixture holds digests computed at commit e6936b5 under each PyTorch CPU kernel
+set (see ``family_digests.py``). Under a recorded kernel set every digest must
+match; on another CPU's kernels, the first scores must agree to float rounding.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from family_digests import FIXTURE, cases, summary
+
+SAVED = json.loads(FIXTURE.read_text())["by_kernels"]
+KERNELS = torch.backends.cpu.get_cpu_capability()
+
+
+@pytest.mark.parametrize("name", sorted(cases()))
+def test_every_family_computes_what_it_did_before_the_refactor(name: str) -> None:
+    fit, X = cases()[name]
+
+    now = summary(fit(), X)
+
+    if KERNELS not in SAVED:  # another CPU's kernels: values to rounding
+        before = SAVED["DEFAULT"][name]
+        np.testing.assert_allclose(now["first_errors"], before["first_errors"], rtol=1e-4)
+        return
+    before = SAVED[KERNELS][name]
+    assert now == before
