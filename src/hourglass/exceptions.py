@@ -4,6 +4,8 @@ The tree::
 
     HourglassError                      base class of everything below
     ├── InvalidInputError(ValueError)   data passed to fit/transform/score is unusable
+    │   └── UnsupportedByFamilyError    a family-only method (explain, sample, ...) was
+    │                                   called on a model of another family
     ├── NotFittedError                  a method that needs a fitted model was called too early
     │                                   (also a :class:`sklearn.exceptions.NotFittedError`)
     ├── ModelFileError(ValueError)      a saved model is missing, truncated, tampered with,
@@ -32,6 +34,7 @@ __all__ = [
     "ModelVersionError",
     "NotFittedError",
     "TrainingError",
+    "UnsupportedByFamilyError",
 ]
 
 
@@ -41,6 +44,10 @@ class HourglassError(Exception):
 
 class InvalidInputError(HourglassError, ValueError):
     """The data given to an estimator, loader or CLI verb cannot be used as is."""
+
+
+class UnsupportedByFamilyError(InvalidInputError):
+    """A method only some model families have (``explain``, ``sample``, ...) was called."""
 
 
 class NotFittedError(HourglassError, _SklearnNotFittedError):  # type: ignore[misc]

@@ -24,7 +24,8 @@ import numpy as np
 
 from hourglass.data.stream import Stream
 from hourglass.estimators._input import is_text
-from hourglass.families._family import INPUT_KINDS, Family, UnsupportedByFamilyError
+from hourglass.exceptions import UnsupportedByFamilyError
+from hourglass.families._family import INPUT_KINDS, Family
 from hourglass.families.conv import ConvFamily
 from hourglass.families.dense import DenseFamily
 from hourglass.families.sequence import SequenceFamily

@@ -18,7 +18,7 @@ import torch
 from numpy.typing import NDArray
 
 from hourglass.estimators._blocks import BLOCK_ROW_MULTIPLE
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, UnsupportedByFamilyError
 
 if TYPE_CHECKING:
     from hourglass.estimators._base import BaseAutoencoder
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from hourglass.estimators._streaming import StreamInput
     from hourglass.nn import ReconstructionModule
 
-__all__ = ["INPUT_KINDS", "Family", "UnsupportedByFamilyError"]
+__all__ = ["INPUT_KINDS", "Family", "unsupported"]
 
 #: What a model takes, as the service, the exporter and reports describe it.
 INPUT_KINDS = ("images", "vectors", "table", "texts")
@@ -40,10 +40,6 @@ INFERENCE_BLOCK_VALUES = 2**18
 #: columns would get 4,096-row blocks from INFERENCE_BLOCK_VALUES alone, which cut the
 #: scoring service's single-row throughput from 1,152 to 193 requests/s (measured).
 MAX_INFERENCE_BLOCK_ROWS = 512
-
-
-class UnsupportedByFamilyError(InvalidInputError):
-    """A method only some families have (``explain``, ``sample``, ...) was called on another."""
 
 
 def _next_power_of_two(n: int) -> int:
