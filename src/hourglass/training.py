@@ -20,13 +20,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from hourglass import distributed
+from hourglass._training_types import Batch, BatchSource, Objective
 from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_state
 from hourglass.exceptions import TrainingError
 from hourglass.threads import ThreadTuner, num_threads
@@ -41,13 +42,6 @@ __all__ = [
     "evaluate",
     "train",
 ]
-
-#: ``objective(module, inputs, targets) -> {"loss": scalar, other metrics...}``,
-#: every value a scalar tensor averaged over the batch. If ``"loss"`` does not
-#: require grad while gradients are enabled, the objective is taken to have
-#: written the parameters' ``.grad`` itself (a fused step), and no backward
-#: pass is run.
-Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -227,36 +221,6 @@ def _make_optimizer(module: nn.Module, config: TrainingConfig) -> Any:
 
 def _identity(batch: torch.Tensor) -> torch.Tensor:
     return batch
-
-
-#: One batch as a source yields it: inputs, and targets or None where the targets
-#: are the inputs themselves (the autoencoder case; one tensor, not two copies).
-Batch = tuple[torch.Tensor, torch.Tensor | None]
-
-
-@runtime_checkable
-class BatchSource(Protocol):
-    """Where :func:`train` and :func:`evaluate` get their batches from.
-
-    :class:`TensorSource` serves tensors held in memory; streaming sources
-    (:mod:`hourglass.data.stream`) read them from files chunk by chunk. Every
-    epoch yields full batches of ``batch_size`` samples but maybe the last.
-    """
-
-    @property
-    def n_samples(self) -> int:
-        """Number of samples an epoch goes through."""
-        ...
-
-    def epoch(
-        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
-    ) -> Iterator[Batch]:
-        """The batches of one pass, in a random order drawn from ``generator`` if ``shuffle``."""
-        ...
-
-    def head(self, n: int) -> Batch:
-        """The first ``n`` samples (fewer if there are fewer), for a trial step."""
-        ...
 
 
 class TensorSource:
