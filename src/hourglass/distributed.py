@@ -38,7 +38,7 @@ import os
 import pickle
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -47,11 +47,9 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from hourglass._training_types import Batch, BatchSource, Objective
 from hourglass.exceptions import InvalidInputError, TrainingError
 from hourglass.threads import available_cores
-
-if TYPE_CHECKING:
-    from hourglass.training import Batch, Objective
 
 __all__ = [
     "DataParallel",
@@ -367,7 +365,7 @@ class DataParallel:
 
     def shares(
         self,
-        source: Any,
+        source: BatchSource,
         batch_size: int,
         *,
         shuffle: bool,

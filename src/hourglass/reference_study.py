@@ -216,14 +216,46 @@ def run_demo(
     if train_size is not None and train_size < 2:
         raise InvalidInputError(f"train_size must be at least 2; got {train_size}.")
     protocol = load_protocol("P1", data_dir=data_dir)
+    train = _training_images(protocol, train_size, seed)
+    if verbose:
+        print(f"Training data: {protocol.description}; using {train.shape[0]:,} images.")
+    detector = _reference_detector(epochs=epochs, seed=seed, fpr=fpr, verbose=verbose)
+    detector.fit(train)
+
+    errors, scoring_time = _errors_by_metric(detector, protocol)
+    metrics = _study_metrics(protocol, train, detector, errors, scoring_time, seed=seed, fpr=fpr)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    _write_figures(out_dir, protocol, detector, errors["mae"], seed=seed, fpr=fpr)
+    build_report(
+        detector,
+        np.concatenate([protocol.normal, protocol.outliers]),
+        out_dir / "report.html",
+        labels=np.r_[np.zeros(len(protocol.normal)), np.ones(len(protocol.outliers))],
+        title="hourglass demo: trained on MNIST digits, scoring digits and Fashion-MNIST",
+    )
+    detector.save(out_dir / "model")
+    if verbose:
+        _print_summary(metrics, out_dir)
+    return metrics
+
+
+def _training_images(protocol: Protocol, train_size: int | None, seed: int) -> NDArray[np.uint8]:
+    """The protocol's training images, or ``train_size`` of them drawn with ``seed`` (in order)."""
     train = protocol.train
     if train_size is not None:
         order = np.random.default_rng(seed).permutation(train.shape[0])[:train_size]
         train = train[np.sort(order)]
-    if verbose:
-        print(f"Training data: {protocol.description}; using {train.shape[0]:,} images.")
+    return train
 
-    detector = AutoencoderOutlierDetector(
+
+def _reference_detector(
+    *, epochs: int, seed: int, fpr: float, verbose: int
+) -> AutoencoderOutlierDetector:
+    """The reference model, as an unfitted detector with the MAE score and a conformal threshold."""
+    return AutoencoderOutlierDetector(
         arch="dense",  # the reference model, seed for seed
         epochs=epochs,
         random_state=seed,
@@ -232,29 +264,48 @@ def run_demo(
         score_type="error",  # the reference story: the error itself, its histogram, a threshold
         verbose=verbose if sys.stderr.isatty() else 0,  # progress bars only on a terminal
     )
-    detector.fit(train)
-    normal, outliers = protocol.normal, protocol.outliers
 
+
+#: Reconstruction errors of the held-out normal images and of the outliers.
+_Errors = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def _errors_by_metric(
+    detector: AutoencoderOutlierDetector, protocol: Protocol
+) -> tuple[dict[str, _Errors], float]:
+    """Every error metric's errors of the normal images and the outliers, and the seconds taken."""
     started = time.perf_counter()
     errors = {
         metric: (
-            detector.reconstruction_error(normal, metric=metric),
-            detector.reconstruction_error(outliers, metric=metric),
+            detector.reconstruction_error(protocol.normal, metric=metric),
+            detector.reconstruction_error(protocol.outliers, metric=metric),
         )
         for metric in ERROR_METRICS
     }
-    scoring_time = time.perf_counter() - started
+    return errors, time.perf_counter() - started
+
+
+def _study_metrics(
+    protocol: Protocol,
+    train: NDArray[np.uint8],
+    detector: AutoencoderOutlierDetector,
+    errors: dict[str, _Errors],
+    scoring_time: float,
+    *,
+    seed: int,
+    fpr: float,
+) -> dict[str, Any]:
+    """The content of ``metrics.json``: data sizes, training, scores and thresholds, versions."""
     mae_normal, mae_outliers = errors["mae"]
     threshold = detector.threshold_
-
     n_fit = train.shape[0] - detector.n_calibration_  # images the network was trained on
-    metrics: dict[str, Any] = {
+    return {
         "protocol": "P1: train on MNIST, detect Fashion-MNIST",
         "training_data": protocol.description,
         "n_train": int(n_fit),
         "n_calibration": int(detector.n_calibration_),
-        "n_eval_mnist": int(normal.shape[0]),
-        "n_eval_fashion": int(outliers.shape[0]),
+        "n_eval_mnist": int(protocol.normal.shape[0]),
+        "n_eval_fashion": int(protocol.outliers.shape[0]),
         "epochs": int(detector.n_epochs_),
         "seed": seed,
         "final_training_loss": detector.history_["loss"][-1],
@@ -281,13 +332,23 @@ def run_demo(
         "versions": _versions(),
     }
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+def _write_figures(
+    out_dir: Path,
+    protocol: Protocol,
+    detector: AutoencoderOutlierDetector,
+    mae: _Errors,
+    *,
+    seed: int,
+    fpr: float,
+) -> None:
+    """``histogram.png``, ``reconstructions.png`` and ``worst.png`` in ``out_dir``."""
+    normal, outliers = protocol.normal, protocol.outliers
+    mae_normal, mae_outliers = mae
     error_histogram(
         {"MNIST (normal, held out)": mae_normal, "Fashion-MNIST (outliers)": mae_outliers},
         out_dir / "histogram.png",
-        threshold=threshold,
+        threshold=detector.threshold_,
         threshold_label=f"threshold at {fpr:.0%} FPR",
         xlabel="reconstruction error (mean absolute error per pixel)",
         title="Autoencoder trained on MNIST: reconstruction error",
@@ -313,21 +374,16 @@ def run_demo(
         k=20,
         title="MNIST digits the model reconstructs worst",
     )
-    build_report(
-        detector,
-        np.concatenate([normal, outliers]),
-        out_dir / "report.html",
-        labels=np.r_[np.zeros(len(normal)), np.ones(len(outliers))],
-        title="hourglass demo: trained on MNIST digits, scoring digits and Fashion-MNIST",
+
+
+def _print_summary(metrics: dict[str, Any], out_dir: Path) -> None:
+    """The demo's closing lines: the scores, what the threshold flags, where the results are."""
+    score = metrics["scores"]["mae"]
+    threshold = metrics["threshold"]
+    print(
+        f"AUROC (MAE score) {score['auroc']:.4f}, average precision "
+        f"{score['average_precision']:.4f}; threshold {threshold['value']:.4f} flags "
+        f"{threshold['fraction_mnist_above']:.1%} of MNIST and "
+        f"{threshold['fraction_fashion_above']:.1%} of Fashion-MNIST."
     )
-    detector.save(out_dir / "model")
-    if verbose:
-        score = metrics["scores"]["mae"]
-        print(
-            f"AUROC (MAE score) {score['auroc']:.4f}, average precision "
-            f"{score['average_precision']:.4f}; threshold {threshold:.4f} flags "
-            f"{metrics['threshold']['fraction_mnist_above']:.1%} of MNIST and "
-            f"{metrics['threshold']['fraction_fashion_above']:.1%} of Fashion-MNIST."
-        )
-        print(f"Results written to {out_dir}/")
-    return metrics
+    print(f"Results written to {out_dir}/")

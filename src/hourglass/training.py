@@ -20,13 +20,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from hourglass import distributed
+from hourglass._training_types import Batch, BatchSource, Objective
 from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_state
 from hourglass.exceptions import TrainingError
 from hourglass.threads import ThreadTuner, num_threads
@@ -41,13 +42,6 @@ __all__ = [
     "evaluate",
     "train",
 ]
-
-#: ``objective(module, inputs, targets) -> {"loss": scalar, other metrics...}``,
-#: every value a scalar tensor averaged over the batch. If ``"loss"`` does not
-#: require grad while gradients are enabled, the objective is taken to have
-#: written the parameters' ``.grad`` itself (a fused step), and no backward
-#: pass is run.
-Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -227,36 +221,6 @@ def _make_optimizer(module: nn.Module, config: TrainingConfig) -> Any:
 
 def _identity(batch: torch.Tensor) -> torch.Tensor:
     return batch
-
-
-#: One batch as a source yields it: inputs, and targets or None where the targets
-#: are the inputs themselves (the autoencoder case; one tensor, not two copies).
-Batch = tuple[torch.Tensor, torch.Tensor | None]
-
-
-@runtime_checkable
-class BatchSource(Protocol):
-    """Where :func:`train` and :func:`evaluate` get their batches from.
-
-    :class:`TensorSource` serves tensors held in memory; streaming sources
-    (:mod:`hourglass.data.stream`) read them from files chunk by chunk. Every
-    epoch yields full batches of ``batch_size`` samples but maybe the last.
-    """
-
-    @property
-    def n_samples(self) -> int:
-        """Number of samples an epoch goes through."""
-        ...
-
-    def epoch(
-        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
-    ) -> Iterator[Batch]:
-        """The batches of one pass, in a random order drawn from ``generator`` if ``shuffle``."""
-        ...
-
-    def head(self, n: int) -> Batch:
-        """The first ``n`` samples (fewer if there are fewer), for a trial step."""
-        ...
 
 
 class TensorSource:
@@ -492,6 +456,361 @@ def _check_finite(values: dict[str, float], epoch: int) -> None:
         )
 
 
+def _training_source(
+    inputs: torch.Tensor | BatchSource, targets: torch.Tensor | None, device: torch.device
+) -> BatchSource:
+    """The training data as a source, on ``device`` when it is an accelerator and the data small."""
+    source = _as_source(inputs, targets)
+    if source.n_samples == 0:
+        raise TrainingError("Cannot train on an empty data set.")
+    # Keep the whole data set on an accelerator when it is small enough, to avoid
+    # one host-to-device copy per batch.
+    if (
+        device.type != "cpu"
+        and isinstance(source, TensorSource)
+        and source.inputs.numel() * source.inputs.element_size() < 2**30
+    ):
+        source = source.to(device)
+    return source
+
+
+@dataclass
+class _EarlyStopping:
+    """Early stopping's state: the best value of the monitored loss so far, and its weights.
+
+    The best epoch and the decision to stop are the :class:`History`'s; a
+    checkpoint saves the rest from here.
+    """
+
+    monitor: str  # "val_loss" when there is validation data, else "loss"
+    min_delta: float
+    patience: int
+    best_value: float = math.inf
+    best_state: dict[str, torch.Tensor] | None = None  # the best weights, restored at the end
+    epochs_without_improvement: int = 0
+
+    def update(
+        self, epoch: int, values: dict[str, float], module: nn.Module, history: History
+    ) -> None:
+        """Judge the epoch that just ended: keep its weights if it improved, else count it."""
+        current = values[self.monitor]
+        if current < self.best_value - self.min_delta:
+            self.best_value = current
+            self.best_state = copy.deepcopy(module.state_dict())
+            history.best_epoch = epoch
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+            history.stopped_early = self.epochs_without_improvement >= self.patience
+
+
+def _resume(
+    checkpoint: Checkpoint,
+    module: nn.Module,
+    optimizer: Any,
+    generators: dict[str, torch.Generator],
+    history: History,
+    stopping: _EarlyStopping,
+    config: TrainingConfig,
+) -> int:
+    """Restore the state saved in ``checkpoint``, if any; return the first epoch left to run."""
+    resumed = load_state(checkpoint)
+    if resumed is None:
+        return 0
+    module.load_state_dict(resumed.module)
+    _load_optimizer_tensors(optimizer, resumed.optimizer)
+    for name, state in distributed.own_generator_states(resumed.generators).items():
+        if name in generators:
+            generators[name].set_state(state)
+    history.metrics = resumed.history
+    history.best_epoch = resumed.best_epoch
+    history.stopped_early = resumed.stopped_early
+    stopping.best_value = resumed.best_value
+    stopping.best_state = resumed.best_module
+    stopping.epochs_without_improvement = resumed.epochs_without_improvement
+    return config.epochs if resumed.stopped_early else resumed.epochs_done
+
+
+def _data_parallel(
+    module: nn.Module,
+    objective: Objective,
+    device: torch.device,
+    config: TrainingConfig,
+    source: BatchSource,
+    validation: BatchSource | None,
+    first_epoch: int,
+) -> distributed.DataParallel | None:
+    """The data-parallel wrapper while a process group trains together; None in one process.
+
+    Checks first that every process has the same data, settings and checkpoint.
+    """
+    if distributed.world_size() <= 1:
+        return None
+    distributed.check_batch_size(config.batch_size)
+    distributed.check_same_on_every_rank(
+        "the number of samples, the settings or the checkpoint",
+        {
+            "samples": source.n_samples,
+            "validation samples": None if validation is None else validation.n_samples,
+            "config": config,
+            "first epoch": first_epoch,
+        },
+    )
+    return distributed.DataParallel(module, objective, device)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the epochs of one :func:`train` call share."""
+
+    module: nn.Module
+    objective: Objective
+    optimizer: Any  # a FusedAdamW or a torch.optim.AdamW
+    config: TrainingConfig
+    device: torch.device
+    prepare_batch: Callable[[torch.Tensor], torch.Tensor]
+    corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None
+    generator: torch.Generator | None  # the shuffling order's
+    parallel: distributed.DataParallel | None  # None in a single process
+
+
+def _run_epochs(
+    run: _Run,
+    source: BatchSource,
+    validation: BatchSource | None,
+    first_epoch: int,
+    history: History,
+    stopping: _EarlyStopping,
+    generators: dict[str, torch.Generator],
+    checkpoint: Checkpoint | None,
+) -> None:
+    """Train from ``first_epoch`` to the last epoch or an early stop, behind a progress bar.
+
+    Each epoch is recorded in ``history`` and, with a ``checkpoint``, saved. The
+    caller's torch thread count is restored at the end.
+    """
+    config = run.config
+    progress = tqdm(
+        total=max(0, config.epochs - first_epoch) * math.ceil(source.n_samples / config.batch_size),
+        desc=config.progress_description,
+        unit="batch",
+        disable=config.verbose <= 0 or not distributed.is_main_process(),
+        mininterval=0.5,
+        leave=True,
+    )
+    threads_before = torch.get_num_threads()  # restored at the end
+    try:
+        tuner = _set_up_threads(run, source, generators)
+        for epoch in range(first_epoch, config.epochs):
+            values = _train_epoch(run, source, epoch, tuner, progress)
+            val = _validate(run, validation, threads_before)
+            values.update({f"val_{key}": value for key, value in val.items()})
+            history.append(values)
+            progress.set_postfix(
+                {k: f"{v:.4g}" for k, v in values.items() if k in ("loss", "val_loss")},
+                refresh=False,
+            )
+            if config.early_stopping:
+                stopping.update(epoch, values, run.module, history)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, epoch, run, generators, history, stopping)
+            if history.stopped_early:
+                break
+    finally:
+        progress.close()
+        if torch.get_num_threads() != threads_before:
+            torch.set_num_threads(threads_before)
+
+
+def _set_up_threads(
+    run: _Run, source: BatchSource, generators: dict[str, torch.Generator]
+) -> ThreadTuner | None:
+    """Set torch's thread count for training; return the tuner that will vary it, if any.
+
+    Every generator in ``generators`` is left as it was.
+    """
+    # The check runs the objective, which may draw random numbers: put them back.
+    states = {name: g.get_state() for name, g in generators.items()}
+    config = run.config
+    if run.parallel is None:
+        tuner = _choose_threads(
+            run.module, run.objective, source, config, run.device, run.prepare_batch
+        )
+    else:  # processes share the cores; measuring would only tell how busy the others are
+        tuner = None
+        if config.num_threads == "auto" and run.device.type == "cpu":
+            torch.set_num_threads(distributed.threads_per_process())
+    for name, state in states.items():
+        generators[name].set_state(state)
+    return tuner
+
+
+class _TunedBlocks:
+    """Drives a :class:`ThreadTuner` through an epoch (does nothing without one).
+
+    Times every block of ``tuner.block_size`` batches for the tuner, and runs a
+    short last batch with a fixed thread count.
+    """
+
+    def __init__(self, tuner: ThreadTuner | None, batch_size: int) -> None:
+        self.tuner, self.batch_size = tuner, batch_size
+        self.started, self.n_batches = time.perf_counter(), 0
+        if tuner is not None:
+            tuner.start_block()
+
+    def before_batch(self, n_rows: int) -> None:
+        """Call before a batch of ``n_rows`` rows."""
+        if self.tuner is not None and n_rows < self.batch_size:
+            # A short last batch has other shapes, for which the thread count
+            # was not checked: run it with a fixed count, so results stay
+            # reproducible.
+            torch.set_num_threads(self.tuner.candidates[0])
+
+    def after_batch(self) -> None:
+        """Call after every batch; ends the block, and starts the next, after the last of it."""
+        self.n_batches += 1
+        if self.tuner is not None and self.n_batches == self.tuner.block_size:
+            now = time.perf_counter()
+            self.tuner.end_block(now - self.started, self.n_batches)
+            self.tuner.start_block()
+            self.started, self.n_batches = now, 0
+
+
+def _train_epoch(
+    run: _Run,
+    source: BatchSource,
+    epoch: int,
+    tuner: ThreadTuner | None,
+    progress: Any,
+) -> dict[str, float]:
+    """One pass over ``source``: the objective's means over its samples, and ``epoch_time``.
+
+    Raises
+    ------
+    TrainingError
+        If the training loss is not finite.
+    """
+    run.module.train()
+    started = time.perf_counter()
+    records: list[dict[str, torch.Tensor]] = []  # per-batch values, summed at the end
+    batch_sizes: list[int] = []
+    blocks = _TunedBlocks(tuner, run.config.batch_size)
+    for x_raw, y_raw, count, total in _epoch_shares(run, source):
+        blocks.before_batch(int(x_raw.shape[0]))
+        batch_sizes.append(count)
+        records.append(_step(run, x_raw, y_raw, count, total))
+        progress.update(1)
+        blocks.after_batch()
+    if run.parallel is None:
+        values = _batch_weighted_means(records, batch_sizes)
+    else:  # over all processes' samples, so that every process records the same
+        sums = _batch_weighted_sums(records, batch_sizes)
+        values = run.parallel.mean(sums, sum(batch_sizes))
+    values["epoch_time"] = time.perf_counter() - started
+    _check_finite(values, epoch)
+    return values
+
+
+def _epoch_shares(run: _Run, source: BatchSource) -> Iterator[distributed.ShardedBatch]:
+    """This process's part of every batch of one epoch of ``source``.
+
+    Each as ``(inputs, targets or None, samples counted, samples in the whole
+    batch)``; in a single process, the whole batch.
+    """
+    config = run.config
+    if run.parallel is not None:
+        return run.parallel.shares(
+            source, config.batch_size, shuffle=config.shuffle, generator=run.generator
+        )
+    batches = source.epoch(config.batch_size, shuffle=config.shuffle, generator=run.generator)
+    return ((x, y, int(x.shape[0]), int(x.shape[0])) for x, y in batches)
+
+
+def _step(
+    run: _Run, x_raw: torch.Tensor, y_raw: torch.Tensor | None, count: int, total: int
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on a batch (this process's ``count`` of its ``total`` rows).
+
+    Returns the objective's values, detached.
+    """
+    x = run.prepare_batch(x_raw.to(run.device, non_blocking=True))
+    y = x if y_raw is None else run.prepare_batch(y_raw.to(run.device, non_blocking=True))
+    if run.corrupt_inputs is not None:
+        x = run.corrupt_inputs(x)  # the target y stays clean
+    if run.parallel is None:
+        values = run.objective(run.module, x, y)
+        loss = values["loss"]
+    else:  # through DDP, which averages the gradients over the processes
+        values, loss = run.parallel.forward(x, y, count, total)
+    if loss.requires_grad:
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+    # else: the objective wrote the gradients itself (a fused step)
+    run.optimizer.step()
+    return {key: value.detach() for key, value in values.items()}
+
+
+def _validate(run: _Run, validation: BatchSource | None, threads: int) -> dict[str, float]:
+    """The objective's means over ``validation`` (none without it).
+
+    A single process evaluates with ``threads`` threads, the caller's count.
+    """
+    if validation is None:
+        return {}
+    if run.parallel is not None:
+        return _evaluate_data_parallel(
+            run.parallel,
+            run.module,
+            run.objective,
+            validation,
+            batch_size=run.config.eval_batch_size,
+            device=run.device,
+            prepare_batch=run.prepare_batch,
+            corrupt_inputs=run.corrupt_inputs,
+        )
+    with num_threads(threads):
+        return evaluate(
+            run.module,
+            run.objective,
+            validation,
+            batch_size=run.config.eval_batch_size,
+            device=run.device,
+            prepare_batch=run.prepare_batch,
+            corrupt_inputs=run.corrupt_inputs,
+        )
+
+
+def _save_checkpoint(
+    checkpoint: Checkpoint,
+    epoch: int,
+    run: _Run,
+    generators: dict[str, torch.Generator],
+    history: History,
+    stopping: _EarlyStopping,
+) -> None:
+    """Save the state after epoch ``epoch`` (0-based); only rank 0 writes."""
+    # Every process's random streams (they differ between processes); rank 0 writes.
+    generator_states = distributed.gather_generator_states(
+        {name: g.get_state() for name, g in generators.items()}
+    )
+    if distributed.is_main_process():
+        save_state(
+            checkpoint,
+            TrainingState(
+                epochs_done=epoch + 1,
+                module=run.module.state_dict(),
+                optimizer=_optimizer_tensors(run.optimizer),
+                generators=generator_states,
+                history=history.metrics,
+                best_epoch=history.best_epoch,
+                best_value=stopping.best_value,
+                epochs_without_improvement=stopping.epochs_without_improvement,
+                best_module=stopping.best_state,
+                stopped_early=history.stopped_early,
+            ),
+        )
+
+
 def train(
     module: nn.Module,
     objective: Objective,
@@ -574,206 +893,35 @@ def train(
     cores shared out between its processes.
     """
     device = device or next(module.parameters()).device
-    prepare_batch = prepare_batch or _identity
-    source = _as_source(inputs, targets)
-    n = source.n_samples
-    if n == 0:
-        raise TrainingError("Cannot train on an empty data set.")
-    n_batches = math.ceil(n / config.batch_size)
-    # Keep the whole data set on an accelerator when it is small enough, to avoid
-    # one host-to-device copy per batch.
-    if (
-        device.type != "cpu"
-        and isinstance(source, TensorSource)
-        and source.inputs.numel() * source.inputs.element_size() < 2**30
-    ):
-        source = source.to(device)
+    source = _training_source(inputs, targets, device)
     if isinstance(validation, tuple):
         validation = _as_source(*validation)
     optimizer = _make_optimizer(module, config)
     history = History()
-    monitor = "val_loss" if validation is not None else "loss"
-    best_value = math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    epochs_without_improvement = 0
+    stopping = _EarlyStopping(
+        monitor="val_loss" if validation is not None else "loss",
+        min_delta=config.min_delta,
+        patience=config.patience,
+    )
     generators = dict(random_generators or {})
     if generator is not None:
         generators["shuffle"] = generator
     first_epoch = 0
-    resumed = load_state(checkpoint) if checkpoint is not None and checkpoint.resume else None
-    if resumed is not None:
-        module.load_state_dict(resumed.module)
-        _load_optimizer_tensors(optimizer, resumed.optimizer)
-        for name, state in distributed.own_generator_states(resumed.generators).items():
-            if name in generators:
-                generators[name].set_state(state)
-        history.metrics = resumed.history
-        history.best_epoch = resumed.best_epoch
-        history.stopped_early = resumed.stopped_early
-        best_value = resumed.best_value
-        best_state = resumed.best_module
-        epochs_without_improvement = resumed.epochs_without_improvement
-        first_epoch = config.epochs if resumed.stopped_early else resumed.epochs_done
-    parallel = None
-    if distributed.world_size() > 1:
-        distributed.check_batch_size(config.batch_size)
-        distributed.check_same_on_every_rank(
-            "the number of samples, the settings or the checkpoint",
-            {
-                "samples": n,
-                "validation samples": None if validation is None else validation.n_samples,
-                "config": config,
-                "first epoch": first_epoch,
-            },
-        )
-        parallel = distributed.DataParallel(module, objective, device)
-
-    progress = tqdm(
-        total=max(0, config.epochs - first_epoch) * n_batches,
-        desc=config.progress_description,
-        unit="batch",
-        disable=config.verbose <= 0 or not distributed.is_main_process(),
-        mininterval=0.5,
-        leave=True,
+    if checkpoint is not None and checkpoint.resume:
+        first_epoch = _resume(checkpoint, module, optimizer, generators, history, stopping, config)
+    run = _Run(
+        module=module,
+        objective=objective,
+        optimizer=optimizer,
+        config=config,
+        device=device,
+        prepare_batch=prepare_batch or _identity,
+        corrupt_inputs=corrupt_inputs,
+        generator=generator,
+        parallel=_data_parallel(module, objective, device, config, source, validation, first_epoch),
     )
-    threads_before = torch.get_num_threads()  # restored at the end
-    try:
-        # The check runs the objective, which may draw random numbers: put them back.
-        states = {name: g.get_state() for name, g in generators.items()}
-        if parallel is None:
-            tuner = _choose_threads(module, objective, source, config, device, prepare_batch)
-        else:  # processes share the cores; measuring would only tell how busy the others are
-            tuner = None
-            if config.num_threads == "auto" and device.type == "cpu":
-                torch.set_num_threads(distributed.threads_per_process())
-        for name, state in states.items():
-            generators[name].set_state(state)
-        for epoch in range(first_epoch, config.epochs):
-            module.train()
-            started = time.perf_counter()
-            records: list[dict[str, torch.Tensor]] = []  # per-batch values, summed at the end
-            batch_sizes: list[int] = []
-            block_started, block_batches = time.perf_counter(), 0
-            if tuner is not None:
-                tuner.start_block()
-            # (inputs, targets, samples counted, samples in the whole batch)
-            shares = (
-                (
-                    (x, y, int(x.shape[0]), int(x.shape[0]))
-                    for x, y in source.epoch(
-                        config.batch_size, shuffle=config.shuffle, generator=generator
-                    )
-                )
-                if parallel is None
-                else parallel.shares(
-                    source, config.batch_size, shuffle=config.shuffle, generator=generator
-                )
-            )
-            for x_raw, y_raw, count, total in shares:
-                if tuner is not None and x_raw.shape[0] < config.batch_size:
-                    # A short last batch has other shapes, for which the thread count
-                    # was not checked: run it with a fixed count, so results stay
-                    # reproducible.
-                    torch.set_num_threads(tuner.candidates[0])
-                x = prepare_batch(x_raw.to(device, non_blocking=True))
-                y = x if y_raw is None else prepare_batch(y_raw.to(device, non_blocking=True))
-                batch_sizes.append(count)
-                if corrupt_inputs is not None:
-                    x = corrupt_inputs(x)  # the target y stays clean
-                if parallel is None:
-                    values = objective(module, x, y)
-                    loss = values["loss"]
-                else:  # through DDP, which averages the gradients over the processes
-                    values, loss = parallel.forward(x, y, count, total)
-                if loss.requires_grad:
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()  # type: ignore[no-untyped-call]
-                # else: the objective wrote the gradients itself (a fused step)
-                optimizer.step()
-                records.append({key: value.detach() for key, value in values.items()})
-                progress.update(1)
-                block_batches += 1
-                if tuner is not None and block_batches == tuner.block_size:
-                    now = time.perf_counter()
-                    tuner.end_block(now - block_started, block_batches)
-                    tuner.start_block()
-                    block_started, block_batches = now, 0
-            if parallel is None:
-                epoch_values = _batch_weighted_means(records, batch_sizes)
-            else:  # over all processes' samples, so that every process records the same
-                sums = _batch_weighted_sums(records, batch_sizes)
-                epoch_values = parallel.mean(sums, sum(batch_sizes))
-            epoch_values["epoch_time"] = time.perf_counter() - started
-            _check_finite(epoch_values, epoch)
-            val: dict[str, float] = {}
-            if validation is not None and parallel is not None:
-                val = _evaluate_data_parallel(
-                    parallel,
-                    module,
-                    objective,
-                    validation,
-                    batch_size=config.eval_batch_size,
-                    device=device,
-                    prepare_batch=prepare_batch,
-                    corrupt_inputs=corrupt_inputs,
-                )
-            elif validation is not None:
-                with num_threads(threads_before):
-                    val = evaluate(
-                        module,
-                        objective,
-                        validation,
-                        batch_size=config.eval_batch_size,
-                        device=device,
-                        prepare_batch=prepare_batch,
-                        corrupt_inputs=corrupt_inputs,
-                    )
-            epoch_values.update({f"val_{key}": value for key, value in val.items()})
-            history.append(epoch_values)
-            progress.set_postfix(
-                {k: f"{v:.4g}" for k, v in epoch_values.items() if k in ("loss", "val_loss")},
-                refresh=False,
-            )
-
-            if config.early_stopping:
-                current = epoch_values[monitor]
-                if current < best_value - config.min_delta:
-                    best_value = current
-                    best_state = copy.deepcopy(module.state_dict())
-                    history.best_epoch = epoch
-                    epochs_without_improvement = 0
-                else:
-                    epochs_without_improvement += 1
-                    history.stopped_early = epochs_without_improvement >= config.patience
-            if checkpoint is not None:
-                # Every process's random streams (they differ between processes); rank 0 writes.
-                generator_states = distributed.gather_generator_states(
-                    {name: g.get_state() for name, g in generators.items()}
-                )
-                if distributed.is_main_process():
-                    save_state(
-                        checkpoint,
-                        TrainingState(
-                            epochs_done=epoch + 1,
-                            module=module.state_dict(),
-                            optimizer=_optimizer_tensors(optimizer),
-                            generators=generator_states,
-                            history=history.metrics,
-                            best_epoch=history.best_epoch,
-                            best_value=best_value,
-                            epochs_without_improvement=epochs_without_improvement,
-                            best_module=best_state,
-                            stopped_early=history.stopped_early,
-                        ),
-                    )
-            if history.stopped_early:
-                break
-    finally:
-        progress.close()
-        if torch.get_num_threads() != threads_before:
-            torch.set_num_threads(threads_before)
-
-    if best_state is not None:
-        module.load_state_dict(best_state)
+    _run_epochs(run, source, validation, first_epoch, history, stopping, generators, checkpoint)
+    if stopping.best_state is not None:
+        module.load_state_dict(stopping.best_state)
     module.eval()
     return history

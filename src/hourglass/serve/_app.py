@@ -207,20 +207,34 @@ def create_app(
         redoc_url=None,
     )
     app.state.model = model
-    batcher = _MicroBatcher(model)
     limits = {
         "max_batch": model.max_batch,
         "max_body_bytes": max_body_bytes,
         **(server_limits or {}),
     }
-    metadata = json.dumps({"model": card, "limits": limits, "endpoints": _ENDPOINTS}).encode()
-    health = json.dumps({"status": "ok", "model": card["class"], "family": card["family"]})
+    _add_score_route(app, model)
+    _add_info_routes(app, card, limits)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(_BodyLimit, max_body_bytes=max_body_bytes)
+    _add_error_schema(app)
+    return app
 
-    error_content = {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}
 
-    def error_doc(description: str) -> dict[str, Any]:
-        return {"description": description, "content": error_content}
+def _error_doc(description: str) -> dict[str, Any]:
+    """The OpenAPI description of an error response: JSON, the ``Error`` schema."""
+    return {
+        "description": description,
+        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
+
+def _add_score_route(app: FastAPI, model: ScoringModel) -> None:
+    """``POST /score``, with its request and response schemas generated from ``model``."""
+    batcher = _MicroBatcher(model)
+
+    # No docstring on the route function: FastAPI would publish it as the description.
     @app.post(
         "/score",
         summary="Score rows: reconstruction errors, outlier flags, p-values",
@@ -236,35 +250,46 @@ def create_app(
                 "description": "One result per row, in order",
                 "content": {_JSON: {"schema": model.response_schema()}},
             },
-            400: error_doc("The body is not valid JSON"),
-            408: error_doc("The request did not arrive in time"),
-            413: error_doc("The body or the batch is larger than the limits"),
-            415: error_doc("The body is not declared as application/json"),
-            422: error_doc("The JSON does not fit the model's input (see /metadata)"),
+            400: _error_doc("The body is not valid JSON"),
+            408: _error_doc("The request did not arrive in time"),
+            413: _error_doc("The body or the batch is larger than the limits"),
+            415: _error_doc("The body is not declared as application/json"),
+            422: _error_doc("The JSON does not fit the model's input (see /metadata)"),
             503: {"description": "Too many connections: retry later"},
         },
     )
     async def score(request: Request) -> Response:
-        media_type = _media_type(request.headers.get("content-type"))
-        if media_type != _JSON and not media_type.endswith("+json"):
-            return error_response(
-                415,
-                "POST /score takes JSON: send the header 'Content-Type: application/json'"
-                f" (got {one_line(repr(media_type), 60) if media_type else 'none'}).",
-            )
-        try:
-            body = await request.body()
-        except ClientDisconnect:  # the client left (or was cut off): nobody to answer
-            return Response(status_code=400)
-        try:
-            result = await batcher.score(model.prepare(parse_json(body)))
-        except RequestError as error:
-            return error_response(error.status, error.message)
-        except InvalidInputError as error:
-            return error_response(422, str(error))
-        except Exception as error:  # a bug: logged here, never shown to the client
-            return _internal_error(request, error)
-        return Response(json.dumps(result, allow_nan=False).encode(), media_type=_JSON)
+        return await _score(request, model, batcher)
+
+
+async def _score(request: Request, model: ScoringModel, batcher: _MicroBatcher) -> Response:
+    """Answer ``POST /score``: the results, or the one-line error that says what to fix."""
+    media_type = _media_type(request.headers.get("content-type"))
+    if media_type != _JSON and not media_type.endswith("+json"):
+        return error_response(
+            415,
+            "POST /score takes JSON: send the header 'Content-Type: application/json'"
+            f" (got {one_line(repr(media_type), 60) if media_type else 'none'}).",
+        )
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # the client left (or was cut off): nobody to answer
+        return Response(status_code=400)
+    try:
+        result = await batcher.score(model.prepare(parse_json(body)))
+    except RequestError as error:
+        return error_response(error.status, error.message)
+    except InvalidInputError as error:
+        return error_response(422, str(error))
+    except Exception as error:  # a bug: logged here, never shown to the client
+        return _internal_error(request, error)
+    return Response(json.dumps(result, allow_nan=False).encode(), media_type=_JSON)
+
+
+def _add_info_routes(app: FastAPI, card: dict[str, Any], limits: dict[str, Any]) -> None:
+    """``GET /health`` and ``GET /metadata``, their answers computed once."""
+    metadata = json.dumps({"model": card, "limits": limits, "endpoints": _ENDPOINTS}).encode()
+    health = json.dumps({"status": "ok", "model": card["class"], "family": card["family"]})
 
     @app.get("/health", summary="Whether the service is up", response_class=Response)
     async def get_health() -> Response:
@@ -278,29 +303,32 @@ def create_app(
     async def get_metadata() -> Response:
         return Response(metadata, media_type=_JSON)
 
-    async def http_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
-        status = error.status_code
-        if status == 404:
-            message = f"Not found. This service answers {_ENDPOINTS}."
-        elif status == 405:
-            message = (
-                f"Method {request.method} is not allowed here. This service answers {_ENDPOINTS}."
-            )
-        else:
-            message = str(error.detail)
-        return error_response(status, message, close=isinstance(error, _TooLarge))
 
-    async def validation_error(request: Request, error: Exception) -> Response:
-        return error_response(422, f"The request does not fit this endpoint. {_ENDPOINTS}.")
+async def _http_error(request: Request, error: Exception) -> Response:
+    """404, 405 and the other HTTP errors, as JSON that lists the endpoints."""
+    assert isinstance(error, HTTPException)
+    status = error.status_code
+    if status == 404:
+        message = f"Not found. This service answers {_ENDPOINTS}."
+    elif status == 405:
+        message = f"Method {request.method} is not allowed here. This service answers {_ENDPOINTS}."
+    else:
+        message = str(error.detail)
+    return error_response(status, message, close=isinstance(error, _TooLarge))
 
-    async def unexpected_error(request: Request, error: Exception) -> Response:
-        return _internal_error(request, error)
 
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unexpected_error)
-    app.add_middleware(_BodyLimit, max_body_bytes=max_body_bytes)
+async def _validation_error(request: Request, error: Exception) -> Response:
+    """A request FastAPI's own validation refused."""
+    return error_response(422, f"The request does not fit this endpoint. {_ENDPOINTS}.")
+
+
+async def _unexpected_error(request: Request, error: Exception) -> Response:
+    """Any other exception: logged, answered with a generic 500."""
+    return _internal_error(request, error)
+
+
+def _add_error_schema(app: FastAPI) -> None:
+    """Generate ``app``'s OpenAPI schema once, with the ``Error`` schema of the error responses."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -314,4 +342,3 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
