@@ -32,6 +32,7 @@ from hourglass import persistence
 from hourglass._version import __version__
 from hourglass.estimators import AutoencoderOutlierDetector, load
 from hourglass.exceptions import InvalidInputError, ModelFileError
+from hourglass.scoring import TOP_COLUMNS, result_columns, top_column_positions
 from hourglass.serve._limits import DEFAULT_MAX_BATCH
 from hourglass.tabular import MAX_SCALED_VALUE, MISSING_CODE, UNSEEN_CODE
 
@@ -43,8 +44,8 @@ __all__ = [
     "ScoringModel",
 ]
 
-#: Columns listed per row, largest contribution first (tabular models).
-TOP_COLUMNS = 3
+# TOP_COLUMNS (imported from hourglass.scoring): columns listed per row, largest
+# contribution first (tabular models).
 #: Error messages are cut to this many characters (they may quote the request).
 MAX_MESSAGE_CHARS = 400
 
@@ -179,7 +180,7 @@ class ScoringModel:
         # Image models may threshold the error corrected for the input's complexity.
         self._corrected = getattr(detector, "score_type_", "error") == "complexity"
         self.metric = detector.metric_ + (", complexity-corrected" if self._corrected else "")
-        self._calibration = np.sort(np.asarray(detector.calibration_scores_, dtype=np.float64))
+        self._calibration = np.asarray(detector.calibration_scores_, dtype=np.float64)
         self.columns: list[str] = []
         if self.kind == "table":
             schema = detector.table_schema_
@@ -552,13 +553,16 @@ class ScoringModel:
         errors: NDArray[np.float64],
         contributions: NDArray[np.float64] | None,
     ) -> dict[str, Any]:
-        m = self._calibration.shape[0]
-        if m:
-            at_least = m - np.searchsorted(self._calibration, scores, side="left")
-            p_values: list[Any] = ((1.0 + at_least) / (m + 1.0)).tolist()
-        else:
-            p_values = [None] * scores.shape[0]
-        outliers = (scores > self.threshold).tolist()
+        calibrated = self._calibration.shape[0] > 0
+        shared = result_columns(  # the p-values and flags hourglass score writes
+            errors,
+            scores,
+            threshold=self.threshold,
+            calibration_scores=self._calibration,
+            columns=("p_value", "is_outlier") if calibrated else ("is_outlier",),
+        )
+        p_values: list[Any] = shared["p_value"].tolist() if calibrated else [None] * len(scores)
+        outliers = shared["is_outlier"].astype(bool).tolist()
         score_list: list[Any] = scores.tolist()
         error_list: list[Any] = score_list if errors is scores else errors.tolist()
         if not (np.isfinite(scores).all() and np.isfinite(errors).all()):
@@ -578,7 +582,7 @@ class ScoringModel:
             )
         ]
         if contributions is not None:
-            top = np.argsort(-contributions, axis=1, kind="stable")[:, :TOP_COLUMNS]
+            top = top_column_positions(contributions, TOP_COLUMNS)
             names = self.columns
             for result, best, row in zip(
                 results, top.tolist(), contributions.tolist(), strict=True
