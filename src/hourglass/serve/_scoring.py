@@ -8,10 +8,11 @@ Every refusal is a :class:`RequestError` (or the library's
 saying what was expected and what to do; the HTTP layer turns them into 4xx
 responses.
 
-Tables are encoded here, in plain Python and NumPy, exactly as
-:meth:`hourglass.tabular.TableSchema.encode` encodes a DataFrame (a test pins
-the equality), because building a DataFrame costs about ten times more than
-scoring one row. Other families go through the estimator's public methods.
+Table rows are read here, in plain Python, and encoded by the steps
+:meth:`hourglass.tabular.TableSchema.encode` takes for a DataFrame
+(:func:`~hourglass.tabular.scale_numeric`, :func:`~hourglass.tabular.pack_table`;
+a test pins the equality), because building a DataFrame costs about ten times
+more than scoring one row. Other families go through the estimator's public methods.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from hourglass.estimators import AutoencoderOutlierDetector, load
 from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.scoring import TOP_COLUMNS, result_columns, top_column_positions
 from hourglass.serve._limits import DEFAULT_MAX_BATCH
-from hourglass.tabular import MAX_SCALED_VALUE, MISSING_CODE, UNSEEN_CODE
+from hourglass.tabular import (
+    MAX_SCALED_VALUE,
+    MISSING_CODE,
+    UNSEEN_CODE,
+    pack_table,
+    scale_numeric,
+)
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
@@ -189,10 +196,7 @@ class ScoringModel:
             self._categorical = list(schema.categorical)
             self._medians = np.asarray(schema.medians, dtype=np.float64)
             self._scales = np.asarray(schema.scales, dtype=np.float64)
-            self._lookups = [
-                {value: 2 + i for i, value in enumerate(vocabulary)}
-                for vocabulary in schema.vocabularies
-            ]
+            self._lookups = schema.lookups()
             self._column_scales = np.asarray(detector.column_scales_, dtype=np.float64)
         elif self.kind == "vectors" and hasattr(detector, "feature_names_in_"):
             self.columns = [str(name) for name in detector.feature_names_in_]
@@ -442,9 +446,7 @@ class ScoringModel:
                 f"{what} {i}: column {self._numeric[j]!r} holds a number too large for a float "
                 "(infinite); send a finite number, or null for a missing value.",
             )
-        present = ~np.isnan(numbers)
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = np.where(present, (numbers - self._medians) / self._scales, 0.0)
+        scaled, present = scale_numeric(numbers, self._medians, self._scales)
         too_far = ~(np.abs(scaled) <= MAX_SCALED_VALUE)
         if too_far.any():
             i, j = np.argwhere(too_far)[0]
@@ -455,11 +457,7 @@ class ScoringModel:
                 f"({self._medians[j]:.4g}): too far to compute with. Check the value (a unit "
                 "error?) or send null.",
             )
-        packed = np.empty((n, 2 * p + codes.shape[1]), dtype=np.float32)
-        packed[:, :p] = scaled
-        packed[:, p : 2 * p] = present
-        packed[:, 2 * p :] = codes
-        return packed
+        return pack_table(scaled, present, codes)
 
     def _score_table(
         self, values: NDArray[np.float32]
