@@ -22,11 +22,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike, NDArray
-from sklearn.utils._param_validation import (
-    Interval,
-    InvalidParameterError,
-    validate_parameter_constraints,
-)
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+
+from hourglass.exceptions import InvalidParameterError
 
 __all__ = [
     "DEFAULT_FPR",
@@ -168,9 +166,10 @@ def threshold_rule(
 
     Raises
     ------
-    InvalidParameterError
+    sklearn.utils._param_validation.InvalidParameterError
         If a value is outside :data:`THRESHOLD_CONSTRAINTS`, or more than one
-        is given.
+        is given (then :class:`hourglass.exceptions.InvalidParameterError`, its
+        subclass).
 
     Examples
     --------

@@ -408,7 +408,7 @@ def test_score_table_model_without_calibration_has_no_p_values(
     np.testing.assert_array_equal(scores["is_outlier"], detector.predict(X) == -1)
     capsys.readouterr()
 
-    assert main([*score, "--fpr", "0.1"]) == 1
+    assert main([*score, "--fpr", "0.1"]) == 2  # as the estimator's fpr without calibration
 
     assert_one_error_line(
         capsys.readouterr().err, "score", "needs a model trained with calibration"
@@ -531,7 +531,7 @@ def test_an_unsupported_output_suffix_is_a_one_line_error(
 ) -> None:
     output = tmp_path / name
 
-    assert main([verb, str(images.model), str(images.data), "-o", str(output)]) == 1
+    assert main([verb, str(images.model), str(images.data), "-o", str(output)]) == 2
 
     assert_one_error_line(
         capsys.readouterr().err, verb, f"Cannot write {output}: use a .csv or .parquet file name."

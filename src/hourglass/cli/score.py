@@ -26,7 +26,7 @@ from hourglass.dask import DEFAULT_PARTITION_ROWS
 from hourglass.data.stream import Stream
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.estimators._streaming import takes_frames
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.scoring import (
     result_column_names,
     result_columns,
@@ -106,9 +106,9 @@ def _rule(args: argparse.Namespace) -> str | None:
 
 
 def _check_rule(rule: str | None, detector: AutoencoderOutlierDetector) -> None:
-    """Raise unless the model can apply ``rule``."""
+    """Raise unless the model can apply ``rule`` (as the estimator refuses fpr without them)."""
     if rule == "fpr" and detector.n_calibration_ == 0:
-        raise InvalidInputError(
+        raise InvalidParameterError(
             "--fpr needs a model trained with calibration data (calibration fraction > 0)."
         )
 

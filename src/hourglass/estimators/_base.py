@@ -22,7 +22,7 @@ import torch
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from hourglass import distributed, persistence
@@ -46,7 +46,7 @@ from hourglass.estimators._streaming import (
     scan_stream,
     scan_table_stream,
 )
-from hourglass.exceptions import InvalidInputError, ModelFileError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError, ModelFileError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.neighbors import NEIGHBOR_METRICS, nearest_codes
 from hourglass.nn import (
@@ -116,16 +116,16 @@ def _seed_from(random_state: Any) -> int:
         return int(random_state.integers(0, 2**63 - 1))
     if isinstance(random_state, Integral) and not isinstance(random_state, bool):
         return int(random_state)
-    raise InvalidInputError(
+    raise InvalidParameterError(
         "random_state must be None, an int, a numpy RandomState or a numpy Generator; got "
         f"{random_state!r}."
     )
 
 
 def _check_count(name: str, value: Any) -> int:
-    """``value`` as an int >= 0, or an InvalidInputError naming ``name``."""
+    """``value`` as an int >= 0, or an InvalidParameterError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise InvalidInputError(f"{name} must be an int >= 0; got {value!r}.")
+        raise InvalidParameterError(f"{name} must be an int >= 0; got {value!r}.")
     return int(value)
 
 
@@ -848,7 +848,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
             return self._map_batches(values, row_score).numpy().astype(np.float64)
         if metric not in ERROR_METRICS:
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}."
             )
         if metric == "bce" and self.output_activation_ == "sigmoid":
@@ -860,7 +860,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                     "reconstructed, or scale the data to [0, 1] as for training."
                 )
         if metric == "bce" and self.output_activation_ != "sigmoid":
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 "metric='bce' needs a model with a sigmoid output (data in [0, 1]); this one "
                 "has a linear output. Use metric='mae' or 'mse'."
             )
@@ -1001,7 +1001,7 @@ class BaseAutoencoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 "once (the codes are then saved with the model)."
             )
         if metric not in NEIGHBOR_METRICS:
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 f"Unknown metric {metric!r}; expected one of {list(NEIGHBOR_METRICS)}."
             )
         return nearest_codes(self.transform(X_query), references, k, metric=metric)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.base import OutlierMixin, _fit_context
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from hourglass import distributed, persistence
 from hourglass.complexity import (
@@ -27,7 +27,7 @@ from hourglass.distributed import broadcast_seed
 from hourglass.estimators._base import BaseAutoencoder, _seed_from
 from hourglass.estimators._input import PreparedInput
 from hourglass.estimators._streaming import StreamInput, piecewise
-from hourglass.exceptions import HourglassError, InvalidInputError
+from hourglass.exceptions import HourglassError, InvalidInputError, InvalidParameterError
 from hourglass.scoring import (
     ERROR_METRICS,
     THRESHOLD_CONSTRAINTS,

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from hourglass import persistence
 from hourglass._version import __version__
 from hourglass.estimators import AutoencoderOutlierDetector, load
-from hourglass.exceptions import InvalidInputError, ModelFileError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError, ModelFileError
 from hourglass.scoring import TOP_COLUMNS, result_columns, top_column_positions
 from hourglass.serve._limits import DEFAULT_MAX_BATCH
 from hourglass.tabular import (
@@ -168,7 +168,7 @@ class ScoringModel:
                 f"saves); got {type(detector).__name__}. Train a detector to serve it."
             )
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise InvalidInputError(f"max_batch must be an int >= 1; got {max_batch!r}.")
+            raise InvalidParameterError(f"max_batch must be an int >= 1; got {max_batch!r}.")
         detector._check_fitted()
         self.detector = detector
         self.max_batch = max_batch
