@@ -225,6 +225,8 @@ def read_data(
         If the ``dask`` extra is missing.
     DatasetError, InvalidInputError
         If the file is missing or cannot be read in its format.
+    InvalidParameterError
+        If ``partition_rows`` is not an int >= 1.
     """
     require_dependencies()
     from hourglass.dask._graph import read_data as read

@@ -31,7 +31,7 @@ from hourglass.dask._worker import (
 from hourglass.data.files import read_data as read_file
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import DatasetError, InvalidInputError, InvalidParameterError
-from hourglass.scoring import rule_threshold, threshold_rule
+from hourglass.scoring import result_column_names, rule_threshold, threshold_rule
 
 __all__ = ["read_data", "score"]
 
@@ -44,17 +44,11 @@ def _result_columns(
 ) -> tuple[str, ...]:
     """The result columns to compute: those requested (checked), or the model's defaults."""
     tabular = detector.arch_ == "tabular"
-    if requested is None:
-        return tuple(
-            name
-            for name, applies in (
-                ("reconstruction_error", True),
-                ("outlier_score", detector.score_type_ == "complexity"),
-                ("p_value", detector.n_calibration_ > 0),
-                ("is_outlier", True),
-                ("top_columns", tabular and table),
-            )
-            if applies
+    if requested is None:  # what hourglass score writes
+        return result_column_names(
+            outlier_score=detector.score_type_ == "complexity",
+            p_value=detector.n_calibration_ > 0,
+            top_columns=tabular and table,
         )
     if isinstance(requested, str):
         requested = [requested]
