@@ -12,6 +12,7 @@ import contextlib
 import filecmp
 import io
 import logging
+import math
 import socket
 import sys
 import time
@@ -26,12 +27,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from sklearn.utils._param_validation import InvalidParameterError as SklearnParameterError
 
 import hourglass.dask
 from helpers import bar_images, mixed_table
 from hourglass import AutoencoderOutlierDetector
 from hourglass.cli import main
-from hourglass.exceptions import HourglassError, InvalidInputError, ModelFileError
+from hourglass.exceptions import (
+    HourglassError,
+    InvalidInputError,
+    InvalidParameterError,
+    ModelFileError,
+)
 from hourglass.scoring import top_columns
 
 # Rows per chunk in most tests (results do not depend on it: see the random chunks below).
@@ -213,8 +220,29 @@ def test_columns_and_threshold_select_the_results(models: Models, client: Client
 )
 def test_unusable_columns_are_refused(models: Models, columns: list[str], message: str) -> None:
     images = da.from_array(models.images, chunks=(2048, 12, 12))
-    with pytest.raises(InvalidInputError, match=message):
+    with pytest.raises(InvalidParameterError, match=message):
         hourglass.dask.score(models.dense, images, columns=columns)
+
+
+@pytest.mark.parametrize("threshold", [math.nan, math.inf])
+def test_a_threshold_that_cannot_work_is_refused_as_the_detector_refuses_it(
+    models: Models, threshold: float
+) -> None:
+    images = da.from_array(models.images, chunks=(2048, 12, 12))
+    with pytest.raises(
+        SklearnParameterError,  # from the constraint table the detector's fit checks too
+        match=r"The 'threshold' parameter of hourglass.dask.score must be a float in the range "
+        r"\(-inf, inf\)",
+    ):
+        hourglass.dask.score(models.dense, images, threshold=threshold)
+
+
+def test_local_workers_must_be_a_positive_number(models: Models) -> None:
+    with (
+        pytest.raises(InvalidParameterError, match="'local:0' does not name a number of local"),
+        hourglass.dask.connect("local:0"),
+    ):
+        pass
 
 
 def test_arrays_chunked_across_samples_are_refused(models: Models) -> None:
@@ -385,14 +413,17 @@ def test_cli_fails_fast_when_the_scheduler_is_unreachable(models: Models, files:
 
 
 @pytest.mark.parametrize(
-    ("address", "message"),
-    [("local:0", "does not name a number of local workers"), ("nowhere", "missing port")],
+    ("address", "exit_code", "message"),
+    [
+        ("local:0", 2, "does not name a number of local workers"),  # a bad option value
+        ("nowhere", 1, "missing port"),  # no scheduler there
+    ],
 )
 def test_cli_explains_bad_scheduler_addresses(
-    models: Models, files: Path, address: str, message: str
+    models: Models, files: Path, address: str, exit_code: int, message: str
 ) -> None:
     argv = ["score", str(models.dense), str(files / "images.npy"), "-o", "never.csv"]
     code, _, err = run_cli([*argv, "--dask-scheduler", address, "--dask-timeout", "0.5"])
 
-    assert code == 1
+    assert code == exit_code
     assert_one_error_line(err, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from hourglass import Autoencoder, load
 from hourglass.cli import main
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.neighbors import nearest_codes
 
 
@@ -24,6 +25,21 @@ def test_nearest_codes_by_cosine_and_euclidean() -> None:
     assert idx.tolist() == [[0, 2, 1]]
     np.testing.assert_allclose(dist[0], [1.0, np.hypot(1.0, 0.2), np.sqrt(5.0)])
     assert nearest_codes([[1.0, 0.0]], references, 99)[0].shape == (1, 4)  # k capped
+
+
+@pytest.mark.parametrize(
+    ("k", "metric", "message"),
+    [
+        (0, "cosine", "k must be a positive int (neighbours per query); got 0."),
+        (2.5, "cosine", "k must be a positive int"),
+        (2, "manhattan", "Unknown metric 'manhattan'; expected one of"),
+    ],
+)
+def test_arguments_that_cannot_work_are_parameter_errors(
+    k: object, metric: str, message: str
+) -> None:
+    with pytest.raises(InvalidParameterError, match=re.escape(message)):
+        nearest_codes([[1.0, 0.0]], [[1.0, 0.0]], k, metric=metric)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +100,13 @@ def test_cli_neighbors(model_and_data, tmp_path: Path, capsys) -> None:
         == 0
     )
     assert capsys.readouterr().out.splitlines()[-1].startswith("query 1: 250 (0.000)")
+    with pytest.raises(InvalidParameterError, match="Unknown metric 'manhattan'"):
+        model.nearest(X[:2], index=X, metric="manhattan")
+
+    assert main([*argv[:-2], "-k", "0"]) == 2  # a bad option value: a usage error
+
+    err = capsys.readouterr().err
+    assert err.startswith("hourglass neighbors: error: k must be a positive int")
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from hourglass import AutoencoderOutlierDetector, reference_study
 from hourglass.datasets import load_mnist
-from hourglass.exceptions import DatasetError, InvalidInputError
+from hourglass.exceptions import DatasetError, InvalidParameterError
 from hourglass.reference_study import Protocol, load_protocol, outlier_metrics, run_demo
 
 
@@ -131,7 +131,9 @@ def test_p2_trains_on_clothes_and_detects_digits(data_dir: Path) -> None:
 
 
 def test_unknown_protocol_is_rejected() -> None:
-    with pytest.raises(InvalidInputError, match=r"Unknown protocol 'P3'; expected 'P1' or 'P2'"):
+    with pytest.raises(
+        InvalidParameterError, match=r"Unknown protocol 'P3'; expected 'P1' or 'P2'"
+    ):
         load_protocol("P3")
 
 
@@ -171,7 +173,9 @@ def test_run_demo_rejects_too_few_training_images_before_loading_data(
 
     monkeypatch.setattr(reference_study, "load_protocol", no_data)
 
-    with pytest.raises(InvalidInputError, match=f"train_size must be at least 2; got {train_size}"):
+    with pytest.raises(
+        InvalidParameterError, match=f"train_size must be at least 2; got {train_size}"
+    ):
         run_demo(data_dir=tmp_path, out=tmp_path / "out", train_size=train_size, verbose=0)
     assert not (tmp_path / "out").exists()
 

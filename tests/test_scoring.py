@@ -1,4 +1,4 @@
-"""Reconstruction errors, thresholds and conformal p-values, checked against hand computations."""
+"""Errors, thresholds, p-values and result rows, checked against hand computations."""
 
 from __future__ import annotations
 
@@ -6,14 +6,25 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from sklearn.utils._param_validation import InvalidParameterError
 
 from hourglass.scoring import (
+    DEFAULT_FPR,
+    RESULT_COLUMNS,
     conformal_p_values,
     conformal_threshold,
     contamination_threshold,
     per_sample_error,
+    result_column_names,
+    result_columns,
+    rule_threshold,
+    take_rows,
+    threshold_rule,
+    top_column_positions,
+    top_columns,
 )
 
 
@@ -192,3 +203,157 @@ def test_enough_calibration_samples_do_not_warn() -> None:
 def test_conformal_threshold_needs_a_calibration_score() -> None:
     with pytest.raises(ValueError, match="at least one calibration score"):
         conformal_threshold([], 0.1)
+
+
+# ------------------------------------------------------------- threshold rules
+
+
+@pytest.mark.parametrize(
+    ("values", "rule"),
+    [
+        ({}, None),
+        ({"fpr": 0.05}, "fpr"),
+        ({"contamination": 0.5}, "contamination"),
+        ({"threshold": -3.0}, "fixed"),
+    ],
+)
+def test_threshold_rule_names_the_rule_given(values: dict[str, float], rule: str | None) -> None:
+    arguments = {"fpr": None, "contamination": None, "threshold": None, **values}
+
+    assert threshold_rule(**arguments) == rule
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"contamination": 0.7},
+            "The 'contamination' parameter of AutoencoderOutlierDetector must be a float in the "
+            "range (0.0, 0.5] or None. Got 0.7 instead.",
+        ),
+        ({"fpr": 1.0}, "The 'fpr' parameter of AutoencoderOutlierDetector must be a float"),
+        ({"threshold": math.nan}, "The 'threshold' parameter of AutoencoderOutlierDetector"),
+        (
+            {"fpr": 0.1, "threshold": 1.0},
+            "AutoencoderOutlierDetector takes at most one of 'fpr', 'contamination' and "
+            "'threshold'; got fpr and threshold. Keep the one you want.",
+        ),
+    ],
+)
+def test_threshold_rule_refuses_bad_values_as_parameter_errors(
+    values: dict[str, float], message: str
+) -> None:
+    arguments = {"fpr": None, "contamination": None, "threshold": None, **values}
+
+    with pytest.raises(InvalidParameterError) as refused:
+        threshold_rule(**arguments)
+
+    assert str(refused.value).startswith(message)
+
+
+def test_rule_threshold_applies_each_rule() -> None:
+    calibration = np.arange(1.0, 100.0)
+    scores = np.array([5.0, 1.0, 3.0, 2.0, 4.0])
+
+    assert rule_threshold("fpr", fpr=0.05, calibration_scores=calibration) == 95.0
+    assert rule_threshold("fpr", calibration_scores=calibration) == conformal_threshold(
+        calibration, DEFAULT_FPR
+    )
+    assert rule_threshold("contamination", contamination=0.2, scores=scores) == pytest.approx(4.2)
+    assert rule_threshold("fixed", threshold=2.5) == 2.5
+    with pytest.raises(TypeError, match="needs the scores"):
+        rule_threshold("contamination", contamination=0.2)
+
+
+# ----------------------------------------------------------------- result rows
+
+
+def test_result_column_names_keep_the_order_of_the_scores_table() -> None:
+    assert result_column_names(outlier_score=True, p_value=True, top_columns=True) == RESULT_COLUMNS
+    assert result_column_names(outlier_score=False, p_value=False, top_columns=False) == (
+        "reconstruction_error",
+        "is_outlier",
+    )
+
+
+def test_result_columns_follow_the_threshold_and_the_p_value_formula() -> None:
+    errors = np.array([0.5, 3.0, 1.0])
+    scores = np.array([-1.0, 2.0, 1.0])  # e.g. complexity-corrected errors
+    calibration = np.array([0.0, 1.0, 3.0])
+
+    results = result_columns(
+        errors, scores, threshold=1.0, calibration_scores=calibration, columns=RESULT_COLUMNS[:4]
+    )
+
+    assert list(results) == list(RESULT_COLUMNS[:4])
+    assert results["reconstruction_error"] is errors
+    assert results["outlier_score"] is scores
+    np.testing.assert_array_equal(results["p_value"], conformal_p_values(scores, calibration))
+    np.testing.assert_array_equal(results["p_value"], [1.0, 0.5, 0.75])
+    assert results["is_outlier"].dtype == np.int8
+    np.testing.assert_array_equal(results["is_outlier"], [0, 1, 0])  # strictly above
+
+
+def test_result_columns_describe_the_top_columns_of_outliers_only() -> None:
+    contributions = pd.DataFrame(
+        [[1.0, 9.0, 2.0], [5.0, 1.0, 7.0], [1.0, 1.0, 1.0]], columns=["a", "b", "c"]
+    )
+    asked: list[list[int]] = []
+
+    def explain(rows: np.ndarray) -> pd.DataFrame:
+        asked.append(rows.tolist())
+        return take_rows(contributions, rows)
+
+    scores = np.array([2.0, 0.0, 3.0])
+    results = result_columns(
+        scores,
+        scores,
+        threshold=1.0,
+        calibration_scores=[],
+        columns=["top_columns"],
+        explain=explain,
+    )
+
+    assert asked == [[0, 2]]
+    assert results["top_columns"] == [
+        "b (x9.0); c (x2.0); a (x1.0)",
+        "",
+        "a (x1.0); b (x1.0); c (x1.0)",
+    ]
+
+
+def test_result_columns_of_no_rows_are_empty() -> None:
+    empty = np.empty(0, dtype=np.float64)
+
+    def explain(rows: np.ndarray) -> pd.DataFrame:
+        raise AssertionError("explain was called without outliers")
+
+    results = result_columns(
+        empty,
+        empty,
+        threshold=1.0,
+        calibration_scores=[1.0],
+        columns=RESULT_COLUMNS,
+        explain=explain,
+    )
+
+    assert results["top_columns"] == []
+    with pytest.raises(TypeError, match="needs explain"):
+        result_columns(empty, empty, threshold=1.0, calibration_scores=[], columns=["top_columns"])
+    assert results["p_value"].shape == results["is_outlier"].shape == (0,)
+
+
+def test_top_column_positions_agree_with_top_columns() -> None:
+    contributions = np.random.default_rng(0).random((20, 5))
+    contributions[3] = 1.0  # ties keep the column order
+    names = list("abcde")
+
+    positions = top_column_positions(contributions, 3)
+
+    assert positions.shape == (20, 3)
+    assert positions[3].tolist() == [0, 1, 2]
+    described = [
+        "; ".join(f"{names[j]} (x{row[j]:.1f})" for j in best)
+        for row, best in zip(contributions, positions, strict=True)
+    ]
+    assert described == top_columns(contributions, names, 3)

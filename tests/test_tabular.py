@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from helpers import mixed_table
 from hourglass.exceptions import InvalidInputError
-from hourglass.tabular import MISSING_CODE, UNSEEN_CODE, TableSchema
+from hourglass.tabular import MISSING_CODE, UNSEEN_CODE, TableSchema, pack_table, scale_numeric
 
 
 def test_column_types_are_inferred() -> None:
@@ -40,6 +41,48 @@ def test_layout_missing_values_and_unseen_categories() -> None:
     assert packed[1, 2] == MISSING_CODE
     assert packed[2, 2] == UNSEEN_CODE
     assert packed[0, 2] == 2 + schema.vocabularies[0].index("a")
+
+
+def test_encode_is_scale_numeric_then_pack_table() -> None:
+    """The steps the scoring service and the ONNX graph share with encode give its bits."""
+    schema = TableSchema.fit(mixed_table(200, seed=0))
+    frame = mixed_table(50, seed=1)
+    frame.loc[[2, 7], "age"] = np.nan
+    frame.loc[4, "city"] = "atlantis"
+    numbers = frame[schema.numeric].to_numpy(dtype=np.float64)
+    lookups = schema.lookups()
+    codes = np.array(
+        [
+            [
+                MISSING_CODE if pd.isna(value) else lookup.get(str(value), UNSEEN_CODE)
+                for lookup, value in zip(lookups, row, strict=True)
+            ]
+            for row in frame[schema.categorical].itertuples(index=False)
+        ],
+        dtype=np.float32,
+    )
+
+    scaled, present = scale_numeric(numbers, np.array(schema.medians), np.array(schema.scales))
+
+    assert present.dtype == bool
+    assert scaled[2, 0] == 0.0
+    assert not present[2, 0]
+    np.testing.assert_array_equal(pack_table(scaled, present, codes), schema.encode(frame))
+
+
+def test_scale_numeric_gives_the_same_bits_in_numpy_and_torch() -> None:
+    values = np.random.default_rng(0).normal(scale=1e3, size=(40, 3))
+    values[::7, 1] = np.nan
+    medians, scales = np.array([1.5, -2.0, 1e-3]), np.array([3.0, 0.1, 7.0])
+
+    scaled, present = scale_numeric(values, medians, scales)
+    tensor_scaled, tensor_present = scale_numeric(
+        torch.from_numpy(values), torch.from_numpy(medians), torch.from_numpy(scales), xp=torch
+    )
+
+    np.testing.assert_array_equal(tensor_scaled.numpy(), scaled)
+    np.testing.assert_array_equal(tensor_present.numpy(), present)
+    np.testing.assert_array_equal(scaled[~present], 0.0)
 
 
 def test_schema_survives_json() -> None:

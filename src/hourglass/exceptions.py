@@ -6,6 +6,8 @@ The tree::
     ├── InvalidInputError(ValueError)   data passed to fit/transform/score is unusable
     │   └── UnsupportedByFamilyError    a family-only method (explain, sample, ...) was
     │                                   called on a model of another family
+    ├── InvalidParameterError           a parameter, argument or CLI option has a bad value
+    │                                   (also scikit-learn's ``InvalidParameterError``)
     ├── NotFittedError                  a method that needs a fitted model was called too early
     │                                   (also a :class:`sklearn.exceptions.NotFittedError`)
     ├── ModelFileError(ValueError)      a saved model is missing, truncated, tampered with,
@@ -16,7 +18,12 @@ The tree::
 
 Invalid *parameters* (``Autoencoder(latent_dim=0)``) raise scikit-learn's
 ``InvalidParameterError``, a :class:`ValueError`, from ``fit``, as every
-scikit-learn estimator does.
+scikit-learn estimator does. Bad values that its constraint tables cannot
+express (two threshold rules at once, an unknown ``metric=`` of a method, a
+``hourglass score`` option) raise :class:`InvalidParameterError`, its subclass,
+so that ``except sklearn...InvalidParameterError`` catches every parameter
+mistake and ``except InvalidInputError`` every data mistake. The command line
+exits with code 2 for the first kind and 1 for the second.
 
 Every message says what was expected, what came, and what to do about it.
 """
@@ -24,12 +31,14 @@ Every message says what was expected, what came, and what to do about it.
 from __future__ import annotations
 
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+from sklearn.utils._param_validation import InvalidParameterError as _SklearnParameterError
 
 __all__ = [
     "ChecksumError",
     "DatasetError",
     "HourglassError",
     "InvalidInputError",
+    "InvalidParameterError",
     "ModelFileError",
     "ModelVersionError",
     "NotFittedError",
@@ -48,6 +57,13 @@ class InvalidInputError(HourglassError, ValueError):
 
 class UnsupportedByFamilyError(InvalidInputError):
     """A method only some model families have (``explain``, ``sample``, ...) was called."""
+
+
+class InvalidParameterError(HourglassError, _SklearnParameterError):  # type: ignore[misc]
+    """A parameter, a method's argument or a command-line option has a value that cannot work.
+
+    Also a :class:`ValueError` (and, as scikit-learn's, a :class:`TypeError`).
+    """
 
 
 class NotFittedError(HourglassError, _SklearnNotFittedError):  # type: ignore[misc]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidParameterError
 
 __all__ = ["NEIGHBOR_METRICS", "nearest_codes"]
 
@@ -39,7 +39,7 @@ def nearest_codes(
 
     Raises
     ------
-    InvalidInputError
+    InvalidParameterError
         If ``metric`` is unknown or ``k`` is not a positive int.
 
     Examples
@@ -49,11 +49,11 @@ def nearest_codes(
     [[1, 2]]
     """
     if metric not in NEIGHBOR_METRICS:
-        raise InvalidInputError(
+        raise InvalidParameterError(
             f"Unknown metric {metric!r}; expected one of {list(NEIGHBOR_METRICS)}."
         )
     if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-        raise InvalidInputError(f"k must be a positive int (neighbours per query); got {k!r}.")
+        raise InvalidParameterError(f"k must be a positive int (neighbours per query); got {k!r}.")
     q = torch.as_tensor(np.asarray(queries, dtype=np.float64))
     r = torch.as_tensor(np.asarray(references, dtype=np.float64))
     k = max(1, min(int(k), r.shape[0]))

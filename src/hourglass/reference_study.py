@@ -40,7 +40,7 @@ from hourglass._atomic import atomic_file
 from hourglass._version import __version__
 from hourglass.data.registry import load_fashion_mnist, load_mnist
 from hourglass.estimators import AutoencoderOutlierDetector
-from hourglass.exceptions import DatasetError, InvalidInputError
+from hourglass.exceptions import DatasetError, InvalidParameterError
 from hourglass.report.figures import error_histogram, image_grid, ranked_images
 from hourglass.report.html import build_report
 from hourglass.scoring import ERROR_METRICS
@@ -133,7 +133,7 @@ def load_protocol(name: str, *, data_dir: str | os.PathLike[str] | None = None) 
             "Fashion-MNIST",
             "MNIST",
         )
-    raise InvalidInputError(f"Unknown protocol {name!r}; expected 'P1' or 'P2'.")
+    raise InvalidParameterError(f"Unknown protocol {name!r}; expected 'P1' or 'P2'.")
 
 
 def outlier_metrics(normal_scores: NDArray[Any], outlier_scores: NDArray[Any]) -> dict[str, float]:
@@ -214,7 +214,7 @@ def run_demo(
     out_dir = Path(out)
     # Check the arguments before the (slow) data loading.
     if train_size is not None and train_size < 2:
-        raise InvalidInputError(f"train_size must be at least 2; got {train_size}.")
+        raise InvalidParameterError(f"train_size must be at least 2; got {train_size}.")
     protocol = load_protocol("P1", data_dir=data_dir)
     train = _training_images(protocol, train_size, seed)
     if verbose:

@@ -11,12 +11,17 @@ float32 matrix, laid out as
 where a category code is 0 for a missing value, 1 for a value never seen in
 training, and ``2 + i`` for the ``i``-th vocabulary entry. The schema is plain
 data, saved with the model as JSON.
+
+:func:`scale_numeric` and :func:`pack_table` are the steps of that encoding
+that every encoder shares: :meth:`TableSchema.encode` (DataFrames), the
+scoring service (JSON rows) and the ONNX graph (torch tensors).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,7 +29,14 @@ from numpy.typing import NDArray
 
 from hourglass.exceptions import InvalidInputError
 
-__all__ = ["MISSING_CODE", "UNSEEN_CODE", "TableSchema"]
+__all__ = [
+    "MAX_SCALED_VALUE",
+    "MISSING_CODE",
+    "UNSEEN_CODE",
+    "TableSchema",
+    "pack_table",
+    "scale_numeric",
+]
 
 MISSING_CODE = 0
 UNSEEN_CODE = 1
@@ -35,6 +47,69 @@ MAX_CATEGORIES = 100
 #: Scaled numeric values (in interquartile ranges from the training median) beyond this
 #: cannot be scored: the network and its losses compute in float32.
 MAX_SCALED_VALUE = 1e30
+
+
+_Values = TypeVar("_Values")
+
+
+def scale_numeric(
+    values: _Values, medians: Any, scales: Any, *, xp: Any = np
+) -> tuple[_Values, _Values]:
+    """Scale numeric values robustly; mark which are present.
+
+    Parameters
+    ----------
+    values : ndarray or torch.Tensor of shape (n,) or (n, n_numeric)
+        Float64 values, NaN where missing.
+    medians, scales : float or array-like broadcasting against ``values``
+        The training medians and interquartile ranges of the columns.
+    xp : module, default=numpy
+        The array library of ``values``: ``numpy``, or ``torch`` (the ONNX graph).
+
+    Returns
+    -------
+    scaled : same type as ``values``
+        ``(values - medians) / scales`` where present, 0 where missing.
+    present : same type as ``values``, boolean
+        Where ``values`` is not NaN.
+
+    Examples
+    --------
+    >>> scaled, present = scale_numeric(np.array([3.0, np.nan]), 1.0, 4.0)
+    >>> scaled, present
+    (array([0.5, 0. ]), array([ True, False]))
+    """
+    present = ~xp.isnan(values)
+    # NumPy would warn where a value far from the median overflows: callers refuse those.
+    quiet = np.errstate(over="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
+    with quiet:
+        scaled = xp.where(present, (values - medians) / scales, xp.zeros_like(values))
+    return scaled, present
+
+
+def pack_table(
+    scaled: NDArray[np.float64], present: NDArray[Any], codes: NDArray[Any]
+) -> NDArray[np.float32]:
+    """Lay out encoded columns as the model reads them (see the module docstring).
+
+    Parameters
+    ----------
+    scaled, present : ndarray of shape (n, n_numeric)
+        As :func:`scale_numeric` returns them.
+    codes : ndarray of shape (n, n_categorical)
+        Category codes (:data:`MISSING_CODE`, :data:`UNSEEN_CODE`, or
+        ``2 + i`` for the ``i``-th vocabulary entry).
+
+    Returns
+    -------
+    ndarray of shape (n, 2 * n_numeric + n_categorical), float32
+    """
+    n, p = scaled.shape
+    packed = np.empty((n, 2 * p + codes.shape[1]), dtype=np.float32)
+    packed[:, :p] = scaled
+    packed[:, p : 2 * p] = present
+    packed[:, 2 * p :] = codes
+    return packed
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -139,6 +214,12 @@ class TableSchema:
         """Number of codes of each categorical column (missing, unseen and the vocabulary)."""
         return [2 + len(vocabulary) for vocabulary in self.vocabularies]
 
+    def lookups(self) -> list[dict[str, int]]:
+        """The code of each vocabulary entry, one mapping per categorical column."""
+        return [
+            {value: 2 + i for i, value in enumerate(vocabulary)} for vocabulary in self.vocabularies
+        ]
+
     @property
     def width(self) -> int:
         """Columns of the packed matrix."""
@@ -167,8 +248,8 @@ class TableSchema:
         self.check_columns(frame)
         frame = frame.rename(columns=str)
         n = len(frame)
-        packed = np.zeros((n, self.width), dtype=np.float32)
-        p = len(self.numeric)
+        scaled = np.empty((n, len(self.numeric)), dtype=np.float64)
+        present = np.empty((n, len(self.numeric)), dtype=bool)
         for j, (name, median, scale) in enumerate(
             zip(self.numeric, self.medians, self.scales, strict=True)
         ):
@@ -185,10 +266,8 @@ class TableSchema:
                     f"Column {name!r} contains infinite values; replace them (e.g. with NaN, "
                     "which is treated as missing) first."
                 )
-            present = ~np.isnan(values)
-            with np.errstate(over="ignore", invalid="ignore"):
-                scaled = np.where(present, (values - median) / scale, 0.0)
-            too_far = ~(np.abs(scaled) <= MAX_SCALED_VALUE)
+            scaled[:, j], present[:, j] = scale_numeric(values, median, scale)
+            too_far = ~(np.abs(scaled[:, j]) <= MAX_SCALED_VALUE)
             if too_far.any():
                 value = values[np.argmax(too_far)]
                 raise InvalidInputError(
@@ -197,19 +276,13 @@ class TableSchema:
                     f"({median:.4g}): too far to compute with in float32. Check the value "
                     "(a unit error?) or replace it with NaN, which is treated as missing."
                 )
-            packed[:, j] = scaled
-            packed[:, p + j] = present
-        for k, (name, vocabulary) in enumerate(
-            zip(self.categorical, self.vocabularies, strict=True)
-        ):
-            lookup = {value: 2 + i for i, value in enumerate(vocabulary)}
-            column = frame[name]
-            codes = [
+        codes = np.empty((n, len(self.categorical)), dtype=np.float32)
+        for k, (name, lookup) in enumerate(zip(self.categorical, self.lookups(), strict=True)):
+            codes[:, k] = [
                 MISSING_CODE if pd.isna(value) else lookup.get(str(value), UNSEEN_CODE)
-                for value in column
+                for value in frame[name]
             ]
-            packed[:, 2 * p + k] = codes
-        return packed
+        return pack_table(scaled, present, codes)
 
     def to_json(self) -> dict[str, Any]:
         """The schema as JSON-able data."""

@@ -158,7 +158,7 @@ def test_demo_with_too_few_training_images_is_a_one_line_error(
         ["demo", "--data-dir", str(tmp_path / "nowhere"), "--out", str(out), "--train-size", "1"]
     )
 
-    assert code == 1
+    assert code == 2  # a bad option value: a usage error
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip() == "hourglass demo: error: train_size must be at least 2; got 1."

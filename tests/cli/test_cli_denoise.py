@@ -73,7 +73,7 @@ def test_denoise_errors_are_one_line(
     trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model, noisy = trained
-    assert main(["denoise", str(model), str(noisy), "-o", str(tmp_path / "x.txt")]) == 1
+    assert main(["denoise", str(model), str(noisy), "-o", str(tmp_path / "x.txt")]) == 2
     err = capsys.readouterr().err
     assert err == "hourglass denoise: error: Cannot write " + str(tmp_path / "x.txt") + (
         ": use a .npy or .png file name.\n"

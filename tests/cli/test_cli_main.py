@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from sklearn.utils._param_validation import InvalidParameterError as SklearnParameterError
 
 import hourglass
 from hourglass.cli import build_parser, main
 from hourglass.cli import train as train_verb
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 
 VERBS = ("train", "score", "encode", "demo")
 
@@ -87,6 +88,9 @@ def _failing_train(error: BaseException) -> object:
     ("error", "code", "prefix"),
     [
         (InvalidInputError("bad data; fix it."), 1, "hourglass train: error: bad data; fix it."),
+        # A bad parameter or option value exits as argparse's usage errors do.
+        (InvalidParameterError("bad value; fix it."), 2, "hourglass train: error: bad value"),
+        (SklearnParameterError("The 'x' parameter..."), 2, "hourglass train: error: The 'x'"),
         (FileNotFoundError("no such file"), 1, "hourglass train: error: no such file"),
         (KeyboardInterrupt(), 130, "hourglass train: interrupted"),
         (

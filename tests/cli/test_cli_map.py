@@ -67,7 +67,7 @@ def test_map_writes_a_picture(trained: Path, extra: list[str]) -> None:
 
 def test_map_errors_are_one_line(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["map", str(trained / "model"), str(trained / "rows.csv"), "--drop-columns", "kind"]
-    assert main([*base, "-o", str(trained / "m.jpg")]) == 1
+    assert main([*base, "-o", str(trained / "m.jpg")]) == 2  # a bad option value
     assert main([*base, "-o", str(trained / "m.png"), "--labels", "nothere"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].endswith("use a .png file name.")

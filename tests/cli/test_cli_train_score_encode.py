@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.typing import NDArray
+from sklearn.utils._param_validation import InvalidParameterError
 
 import hourglass
 from hourglass import AutoencoderOutlierDetector
@@ -343,26 +344,46 @@ def test_score_takes_at_most_one_threshold_rule(
 
 
 @pytest.mark.parametrize(
-    ("rule", "fragment"),
+    ("option", "value"),
     [
-        (["--fpr", "1.5"], "--fpr must be in (0, 1); got 1.5."),
-        (["--fpr", "0"], "--fpr must be in (0, 1); got 0.0."),
-        (["--contamination", "1"], "--contamination must be in (0, 1); got 1.0."),
+        ("fpr", 1.5),
+        ("fpr", 0.0),
+        ("contamination", 1.0),
+        ("contamination", 0.7),  # in (0, 1), but more than the estimator's 0.5
+        ("contamination", 0.0),
+        ("threshold", float("nan")),
+        ("threshold", float("inf")),
     ],
 )
-def test_score_rejects_rates_outside_the_unit_interval(
+def test_score_refuses_the_threshold_rules_the_estimator_refuses(
     images: Images,
-    rule: list[str],
-    fragment: str,
+    option: str,
+    value: float,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    with pytest.raises(InvalidParameterError) as refused:
+        AutoencoderOutlierDetector(**{option: value}, epochs=1, verbose=0).fit(images.X)
     output = tmp_path / "scores.csv"
+    argv = ["score", str(images.model), str(images.data), "-o", str(output)]
 
-    assert main(["score", str(images.model), str(images.data), "-o", str(output), *rule]) == 1
+    code = main([*argv, f"--{option}", str(value)])
 
-    assert_one_error_line(capsys.readouterr().err, "score", fragment)
+    assert code == 2  # a bad option value, as a bad parameter of hourglass train
+    assert_one_error_line(capsys.readouterr().err, "score", str(refused.value))
     assert not output.exists()
+
+
+def test_score_takes_the_contamination_the_estimator_takes(
+    images: Images, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "scores.csv"
+    argv = ["score", str(images.model), str(images.data), "-o", str(output)]
+
+    assert main([*argv, "--contamination", "0.5"]) == 0
+
+    assert pd.read_csv(output)["is_outlier"].sum() == (N_NORMAL + N_OUTLIERS) // 2
+    assert "(contamination=0.5)" in capsys.readouterr().out
 
 
 def test_score_table_model_without_calibration_has_no_p_values(
@@ -387,7 +408,7 @@ def test_score_table_model_without_calibration_has_no_p_values(
     np.testing.assert_array_equal(scores["is_outlier"], detector.predict(X) == -1)
     capsys.readouterr()
 
-    assert main([*score, "--fpr", "0.1"]) == 1
+    assert main([*score, "--fpr", "0.1"]) == 2  # as the estimator's fpr without calibration
 
     assert_one_error_line(
         capsys.readouterr().err, "score", "needs a model trained with calibration"
@@ -510,7 +531,7 @@ def test_an_unsupported_output_suffix_is_a_one_line_error(
 ) -> None:
     output = tmp_path / name
 
-    assert main([verb, str(images.model), str(images.data), "-o", str(output)]) == 1
+    assert main([verb, str(images.model), str(images.data), "-o", str(output)]) == 2
 
     assert_one_error_line(
         capsys.readouterr().err, verb, f"Cannot write {output}: use a .csv or .parquet file name."

@@ -11,7 +11,12 @@ import torch
 
 from helpers import DENSE_FAST
 from hourglass import Autoencoder
-from hourglass.exceptions import InvalidInputError, NotFittedError, TrainingError
+from hourglass.exceptions import (
+    InvalidInputError,
+    InvalidParameterError,
+    NotFittedError,
+    TrainingError,
+)
 
 FAST = DENSE_FAST  # these tests are about the dense family
 
@@ -138,9 +143,10 @@ def test_sigmoid_model_errors_match_reconstruct() -> None:
 def test_unknown_or_unsuitable_metric_is_rejected(model: Autoencoder) -> None:
     X = _on_plane(3, seed=7)
 
-    with pytest.raises(InvalidInputError, match="Unknown error metric 'rmse'"):
+    # Arguments that cannot work, whatever the data: parameter errors.
+    with pytest.raises(InvalidParameterError, match="Unknown error metric 'rmse'"):
         model.reconstruction_error(X, metric="rmse")
-    with pytest.raises(InvalidInputError, match="metric='bce' needs a model with a sigmoid"):
+    with pytest.raises(InvalidParameterError, match="metric='bce' needs a model with a sigmoid"):
         model.reconstruction_error(X, metric="bce")
 
 

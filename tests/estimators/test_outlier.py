@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import sklearn.exceptions
+from sklearn.utils._param_validation import InvalidParameterError
 
 from helpers import DENSE_FAST
 from hourglass import AutoencoderOutlierDetector
@@ -218,13 +219,13 @@ def test_threshold_rule_uses_the_given_value(small_data: np.ndarray) -> None:
     ],
 )
 def test_two_threshold_rules_are_rejected(small_data: np.ndarray, rules: dict[str, float]) -> None:
-    with pytest.raises(InvalidInputError, match="at most one of 'fpr', 'contamination'"):
+    with pytest.raises(InvalidParameterError, match="at most one of 'fpr', 'contamination'"):
         AutoencoderOutlierDetector(**FAST, **rules).fit(small_data)
 
 
 @pytest.mark.parametrize("fpr", [None, 0.1])
 def test_fpr_rule_needs_calibration_data(small_data: np.ndarray, fpr: float | None) -> None:
-    with pytest.raises(InvalidInputError, match="calibration_fraction=0"):
+    with pytest.raises(InvalidParameterError, match="calibration_fraction=0"):
         AutoencoderOutlierDetector(**FAST, fpr=fpr, calibration_fraction=0.0).fit(small_data)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from helpers import bar_images as _bars
 from hourglass import Autoencoder
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.nn.variational import gaussian_kl
 
 
@@ -75,6 +75,15 @@ def test_sampling_from_the_prior(vae: Autoencoder) -> None:
     assert samples.min() >= 0.0
     assert samples.max() <= 1.0
     np.testing.assert_array_equal(samples, vae.sample(6, random_state=0))
+
+
+def test_arguments_that_cannot_work_are_parameter_errors(vae: Autoencoder) -> None:
+    with pytest.raises(InvalidParameterError, match="The number of samples n must be an int >= 0"):
+        vae.sample(-1)
+    with pytest.raises(InvalidParameterError, match="random_state must be None, an int"):
+        vae.sample(2, random_state="seed")
+    with pytest.raises(InvalidParameterError, match=r"n_samples must be an int >= 0; got 1\.5"):
+        vae.negative_elbo(_bars(5, seed=6), n_samples=1.5)  # type: ignore[arg-type]
 
 
 def test_variational_methods_need_a_variational_model() -> None:

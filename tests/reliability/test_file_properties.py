@@ -445,7 +445,11 @@ def test_the_other_verbs_refuse_unsuitable_data_the_same_way(
 @pytest.mark.parametrize(
     ("verb", "options", "message"),
     [
-        ("score", ["--threshold", "nan"], "--threshold must be a finite number"),
+        (
+            "score",
+            ["--threshold", "nan"],
+            "The 'threshold' parameter of AutoencoderOutlierDetector",
+        ),
         ("map", ["--clusters", "0"], "--clusters must be between 1 and"),
         ("map", ["--clusters", "-2"], "--clusters must be between 1 and"),
         ("map", ["--clusters", "7"], "number of samples (6)"),

@@ -425,12 +425,12 @@ def test_nearest_returns_k_neighbours_or_refuses_k(
 ) -> None:
     reference = training_data[:7]
 
-    found = attempt(lambda: detector.nearest(training_data[:n_queries], k, index=reference))
-
-    if k < 1:
-        assert isinstance(found, InvalidInputError)
-        assert "positive" in str(found)
+    if k < 1:  # a bad argument, whatever the data: a parameter error
+        with pytest.raises(InvalidParameterError, match="positive") as refused:
+            detector.nearest(training_data[:n_queries], k, index=reference)
+        assert_helpful(refused.value)
         return
+    found = attempt(lambda: detector.nearest(training_data[:n_queries], k, index=reference))
     assert not isinstance(found, HourglassError)
     indices, similarities = found
     assert indices.shape == similarities.shape == (n_queries, min(k, len(reference)))
@@ -466,7 +466,7 @@ def test_vae_sampling_and_elbo_with_valid_arguments(vae: Autoencoder) -> None:
 def test_vae_sampling_and_elbo_refuse_bad_counts_and_seeds(
     vae: Autoencoder, call: Callable[[Autoencoder], Any]
 ) -> None:
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidParameterError):  # bad arguments, not bad data
         call(vae)
 
 

@@ -121,7 +121,7 @@ def test_cli_report_with_a_label_column(tmp_path: Path) -> None:
                 str(tmp_path / "r.pdf"),
             ]
         )
-        == 1
+        == 2  # a bad option value: a usage error
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from helpers import bar_images, mixed_table
 from hourglass import Autoencoder, AutoencoderOutlierDetector
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.serve import RequestError, ScoringModel
 from hourglass.serve._scoring import parse_json
 from serving import as_records
@@ -253,6 +254,31 @@ def test_only_outlier_detectors_are_served() -> None:
     )
     with pytest.raises(InvalidInputError, match="needs an AutoencoderOutlierDetector"):
         ScoringModel(autoencoder)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("max_batch", [0, 2.5, True])
+def test_a_max_batch_that_cannot_work_is_a_parameter_error(
+    table_detector: AutoencoderOutlierDetector, max_batch: object
+) -> None:
+    with pytest.raises(InvalidParameterError, match="max_batch must be an int >= 1"):
+        ScoringModel(table_detector, max_batch=max_batch)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"workers": 0}, "workers must be an int >= 1; got 0."),
+        ({"port": -1}, "port must be an int >= 0; got -1."),
+        ({"read_timeout": 0.0}, "read_timeout must be a positive number; got 0.0."),
+    ],
+)
+def test_server_limits_that_cannot_work_are_parameter_errors(
+    limits: dict[str, float], message: str, tmp_path: Path
+) -> None:
+    from hourglass.serve import serve
+
+    with pytest.raises(InvalidParameterError, match=message):  # before the model is read
+        serve(tmp_path / "no-model", **limits)  # type: ignore[arg-type]
 
 
 def test_the_schema_s_example_scores(table_model: ScoringModel) -> None:

@@ -2,7 +2,11 @@
 
 Each verb lives in its own module with ``add_parser(subparsers)`` and
 ``run(args) -> int``; this module wires them together and turns user errors
-into one line on standard error with exit code 2 (usage) or 1 (runtime).
+into one line on standard error with an exit code: 2 for a usage mistake (an
+option argparse refuses, or a value that raises ``InvalidParameterError``: a
+bad option or parameter value), 1 for everything else the user can fix (bad
+data, missing files, a model that cannot do what is asked: ``InvalidInputError``
+and the other :mod:`hourglass.exceptions`).
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.verb)
             return int(args.run(args))
-    except InvalidParameterError as error:
+    except InvalidParameterError as error:  # also hourglass.exceptions.InvalidParameterError
         print(f"hourglass {args.verb}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except (HourglassError, OSError, ValueError) as error:

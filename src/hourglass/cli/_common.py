@@ -14,7 +14,7 @@ import pandas as pd
 from hourglass._atomic import atomic_file
 from hourglass.data.files import read_data
 from hourglass.data.stream import STREAM_FORMATS, Stream
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 
 __all__ = [
     "TableWriter",
@@ -121,7 +121,7 @@ def check_table_path(path: str) -> str:
     """The suffix of ``path``, a table file name (.csv or .parquet); raise for others."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise InvalidInputError(f"Cannot write {path}: use a .csv or .parquet file name.")
+        raise InvalidParameterError(f"Cannot write {path}: use a .csv or .parquet file name.")
     return suffix
 
 

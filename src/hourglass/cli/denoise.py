@@ -14,7 +14,7 @@ from hourglass.cli._common import add_data_arguments, add_model_arguments, read_
 from hourglass.data.stream import Stream
 from hourglass.estimators import load
 from hourglass.estimators._streaming import takes_frames
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.report.figures import image_grid
 
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Wrote a preview of {min(len(denoised), args.preview or 10)} images to {output}")
         return 0
     if output.suffix.lower() != ".npy":
-        raise InvalidInputError(f"Cannot write {output}: use a .npy or .png file name.")
+        raise InvalidParameterError(f"Cannot write {output}: use a .npy or .png file name.")
     with atomic_file(output) as tmp, open(tmp, "wb") as handle:
         np.save(handle, denoised, allow_pickle=False)
     print(f"Wrote {len(denoised):,} denoised samples to {output}")

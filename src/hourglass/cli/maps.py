@@ -12,7 +12,7 @@ import pandas as pd
 from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input
 from hourglass.data.files import read_data
 from hourglass.estimators import load
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.projection import PROJECTIONS, project_2d
 from hourglass.report.figures import code_map
 
@@ -67,7 +67,7 @@ def read_labels(spec: str, data: Any) -> np.ndarray[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     """Encode, project, draw."""
     if Path(args.output).suffix.lower() != ".png":
-        raise InvalidInputError(f"Cannot write {args.output}: use a .png file name.")
+        raise InvalidParameterError(f"Cannot write {args.output}: use a .png file name.")
     model = load(args.model, device=args.device)
     data = read_input(args.data, args.drop_columns)
     groups = None

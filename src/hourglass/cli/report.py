@@ -11,7 +11,7 @@ import pandas as pd
 from hourglass.cli._common import add_data_arguments, add_model_arguments, read_input
 from hourglass.cli.maps import read_labels
 from hourglass.estimators import load
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidParameterError
 from hourglass.report.html import build_report
 
 
@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Score, draw, write."""
     if Path(args.output).suffix.lower() not in (".html", ".htm"):
-        raise InvalidInputError(f"Cannot write {args.output}: use an .html file name.")
+        raise InvalidParameterError(f"Cannot write {args.output}: use an .html file name.")
     model = load(args.model, device=args.device)
     data = read_input(args.data, args.drop_columns)
     labels = None

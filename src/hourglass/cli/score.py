@@ -26,12 +26,13 @@ from hourglass.dask import DEFAULT_PARTITION_ROWS
 from hourglass.data.stream import Stream
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.estimators._streaming import takes_frames
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.scoring import (
-    conformal_p_values,
-    conformal_threshold,
-    contamination_threshold,
-    top_columns,
+    result_column_names,
+    result_columns,
+    rule_threshold,
+    take_rows,
+    threshold_rule,
 )
 
 
@@ -95,43 +96,46 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _check_contamination(args: argparse.Namespace) -> None:
-    if not 0 < args.contamination < 1:
-        raise InvalidInputError(f"--contamination must be in (0, 1); got {args.contamination}.")
+def _rule(args: argparse.Namespace) -> str | None:
+    """The rule of --threshold, --fpr or --contamination (None: the model's threshold).
+
+    The options are checked as :class:`AutoencoderOutlierDetector` checks its
+    ``threshold``, ``fpr`` and ``contamination`` parameters, with its messages.
+    """
+    return threshold_rule(fpr=args.fpr, contamination=args.contamination, threshold=args.threshold)
+
+
+def _check_rule(rule: str | None, detector: AutoencoderOutlierDetector) -> None:
+    """Raise unless the model can apply ``rule`` (as the estimator refuses fpr without them)."""
+    if rule == "fpr" and detector.n_calibration_ == 0:
+        raise InvalidParameterError(
+            "--fpr needs a model trained with calibration data (calibration fraction > 0)."
+        )
 
 
 def _threshold(
     args: argparse.Namespace,
+    rule: str | None,
     detector: AutoencoderOutlierDetector,
     scores: np.ndarray[Any, Any] | None,
 ) -> tuple[float, str]:
     """The threshold and its description; ``scores`` (of DATA) are needed for --contamination."""
-    if args.threshold is not None:
-        if not np.isfinite(args.threshold):
-            # errors > nan is never true: every sample would pass as normal.
-            raise InvalidInputError(f"--threshold must be a finite number; got {args.threshold}.")
-        return float(args.threshold), "fixed"
-    if args.fpr is not None:
-        if not 0 < args.fpr < 1:
-            raise InvalidInputError(f"--fpr must be in (0, 1); got {args.fpr}.")
-        if detector.n_calibration_ == 0:
-            raise InvalidInputError(
-                "--fpr needs a model trained with calibration data (calibration fraction > 0)."
-            )
-        return conformal_threshold(detector.calibration_scores_, args.fpr), f"fpr={args.fpr}"
-    if args.contamination is not None:
-        _check_contamination(args)
-        if scores is None:
-            raise TypeError("--contamination needs the scores of DATA.")  # a bug, not a user error
-        value = contamination_threshold(scores, args.contamination)
-        return value, f"contamination={args.contamination}"
-    return float(detector.threshold_), f"the model's, {detector.threshold_method_} rule"
-
-
-def _top_columns(contributions: pd.DataFrame, flags: np.ndarray[Any, Any], k: int = 3) -> list[str]:
-    """For each flagged row, its ``k`` largest column contributions ("col (x12.3); ...")."""
-    described = iter(top_columns(contributions.to_numpy()[flags], list(contributions.columns), k))
-    return [next(described) if flagged else "" for flagged in flags]
+    if rule is None:
+        return float(detector.threshold_), f"the model's, {detector.threshold_method_} rule"
+    value = rule_threshold(
+        rule,
+        fpr=args.fpr,
+        contamination=args.contamination,
+        threshold=args.threshold,
+        calibration_scores=detector.calibration_scores_,
+        scores=scores,
+    )
+    descriptions = {
+        "fixed": "fixed",
+        "fpr": f"fpr={args.fpr}",
+        "contamination": f"contamination={args.contamination}",
+    }
+    return value, descriptions[rule]
 
 
 def _score_rows(
@@ -144,36 +148,41 @@ def _score_rows(
     """The scores table of the samples ``X`` (numbered from ``first_index``)."""
     # scores: what thresholds are about (the errors, or complexity-corrected ones)
     errors, scores = errors_and_scores or detector.errors_and_scores(X)
-    columns: dict[str, Any] = {
-        "index": np.arange(first_index, first_index + errors.size),
-        "reconstruction_error": errors,
-    }
-    if detector.score_type_ == "complexity":
-        columns["outlier_score"] = scores
-    if detector.n_calibration_ > 0:
-        columns["p_value"] = conformal_p_values(scores, detector.calibration_scores_)
-    flags = scores > threshold
-    columns["is_outlier"] = flags.astype(np.int8)
-    if detector.family_.explains:
-        columns["top_columns"] = _top_columns(detector.explain(X), flags)
-    return pd.DataFrame(columns)
+    names = result_column_names(
+        outlier_score=detector.score_type_ == "complexity",
+        p_value=detector.n_calibration_ > 0,
+        top_columns=detector.family_.explains,
+    )
+    results = result_columns(
+        errors,
+        scores,
+        threshold=threshold,
+        calibration_scores=detector.calibration_scores_,
+        columns=names,
+        explain=lambda rows: detector.explain(take_rows(X, rows)),
+    )
+    index = np.arange(first_index, first_index + errors.size)
+    return pd.DataFrame({"index": index, **results})
 
 
 def _score_in_process(
-    args: argparse.Namespace, detector: AutoencoderOutlierDetector, X: Any
+    args: argparse.Namespace, rule: str | None, detector: AutoencoderOutlierDetector, X: Any
 ) -> tuple[pd.DataFrame, tuple[float, str]]:
     """The scores table of DATA (in memory), computed here."""
     errors, scores = detector.errors_and_scores(X)
-    threshold, method = _threshold(args, detector, scores)
+    threshold, method = _threshold(args, rule, detector, scores)
     return _score_rows(detector, X, threshold, 0, (errors, scores)), (threshold, method)
 
 
 def _score_stream(
-    args: argparse.Namespace, detector: AutoencoderOutlierDetector, stream: Stream
+    args: argparse.Namespace,
+    rule: str | None,
+    detector: AutoencoderOutlierDetector,
+    stream: Stream,
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], tuple[float, str]]:
     """Score DATA piece by piece, writing the table as it goes; return scores and flags."""
-    scores = detector.outlier_score(stream) if args.contamination is not None else None
-    threshold, method = _threshold(args, detector, scores)
+    scores = detector.outlier_score(stream) if rule == "contamination" else None
+    threshold, method = _threshold(args, rule, detector, scores)
     all_scores: list[np.ndarray[Any, Any]] = []
     all_flags: list[np.ndarray[Any, Any]] = []
     score_column = "outlier_score" if detector.score_type_ == "complexity" else None
@@ -189,7 +198,7 @@ def _score_stream(
 
 
 def _score_on_dask(
-    args: argparse.Namespace,
+    args: argparse.Namespace, rule: str | None
 ) -> tuple[AutoencoderOutlierDetector, pd.DataFrame, tuple[float, str]]:
     """The scores table of DATA, computed on the Dask cluster at ``--dask-scheduler``."""
     import hourglass.dask
@@ -203,17 +212,16 @@ def _score_on_dask(
     names = [name.strip() for name in args.drop_columns.split(",") if name.strip()]
     if names:
         data = without_columns(data, names, args.data)
-    if args.contamination is not None:
-        _check_contamination(args)
-    else:
-        threshold, method = _threshold(args, detector, None)
+    _check_rule(rule, detector)
+    if rule != "contamination":
+        threshold, method = _threshold(args, rule, detector, None)
     with hourglass.dask.connect(args.dask_scheduler, timeout=args.dask_timeout):
-        if args.contamination is not None:  # the threshold needs every score: a first pass
+        if rule == "contamination":  # the threshold needs every score: a first pass
             first = hourglass.dask.score(
                 args.model, data, columns=["outlier_score"], device=args.device
             )
             scores = _as_numpy(first["outlier_score"].compute())
-            threshold, method = _threshold(args, detector, scores)
+            threshold, method = _threshold(args, rule, detector, scores)
         results = hourglass.dask.score(args.model, data, threshold=threshold, device=args.device)
         if isinstance(results, dict):  # arrays: one result array per column, sharing tasks
             import dask
@@ -232,16 +240,18 @@ def _as_numpy(values: Any) -> np.ndarray[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     """Score, write the table, print a summary."""
     check_table_path(args.output)  # before the work, not after
+    rule = _rule(args)  # the options are checked before the model and the data are read
     table: pd.DataFrame | None = None
     if args.dask_scheduler is None:
         detector = AutoencoderOutlierDetector.load(args.model, device=args.device)
+        _check_rule(rule, detector)
         X = read_input(args.data, args.drop_columns, args.stream)
         if isinstance(X, Stream):
-            scores, flags, (threshold, method) = _score_stream(args, detector, X)
+            scores, flags, (threshold, method) = _score_stream(args, rule, detector, X)
         else:
-            table, (threshold, method) = _score_in_process(args, detector, X)
+            table, (threshold, method) = _score_in_process(args, rule, detector, X)
     else:
-        detector, table, (threshold, method) = _score_on_dask(args)
+        detector, table, (threshold, method) = _score_on_dask(args, rule)
     if table is not None:
         write_table(table, args.output)
         score_column = (

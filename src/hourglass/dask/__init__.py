@@ -51,7 +51,7 @@ from hourglass.dask._worker import (
     cached_model,
     clear_cache,
 )
-from hourglass.exceptions import HourglassError, InvalidInputError
+from hourglass.exceptions import HourglassError, InvalidParameterError
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -157,8 +157,11 @@ def score(
     ModelFileError
         If ``model_path`` does not hold a valid outlier detector.
     InvalidInputError
-        If ``data`` is not a Dask collection, is chunked across samples, does
-        not fit the model, or a requested column does not apply to it.
+        If ``data`` is not a Dask collection, is chunked across samples, or
+        does not fit the model.
+    InvalidParameterError
+        If ``columns`` names unknown or repeated results, or one that does not
+        apply to the model or the data; or ``threshold`` is not a finite number.
 
     Examples
     --------
@@ -222,6 +225,8 @@ def read_data(
         If the ``dask`` extra is missing.
     DatasetError, InvalidInputError
         If the file is missing or cannot be read in its format.
+    InvalidParameterError
+        If ``partition_rows`` is not an int >= 1.
     """
     require_dependencies()
     from hourglass.dask._graph import read_data as read
@@ -231,7 +236,9 @@ def read_data(
         or not isinstance(partition_rows, int)
         or partition_rows < 1
     ):
-        raise InvalidInputError(f"partition_rows must be an integer >= 1; got {partition_rows!r}.")
+        raise InvalidParameterError(
+            f"partition_rows must be an integer >= 1; got {partition_rows!r}."
+        )
     return read(path, partition_rows=partition_rows)
 
 
@@ -263,7 +270,7 @@ def connect(address: str, *, timeout: float = 10.0) -> Iterator[Client]:
     HourglassError
         If the ``dask`` extra is missing, or the scheduler does not answer within
         ``timeout`` seconds (one line saying what to check).
-    InvalidInputError
+    InvalidParameterError
         If ``local:N`` does not name a positive number of workers.
     """
     require_dependencies()
@@ -273,7 +280,7 @@ def connect(address: str, *, timeout: float = 10.0) -> Iterator[Client]:
     if address.startswith("local:"):
         count = address.removeprefix("local:")
         if not count.isdecimal() or int(count) < 1:
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 f"{address!r} does not name a number of local workers; use local:N with N >= 1 "
                 "(e.g. local:2), or the address of a running scheduler (tcp://host:8786)."
             )

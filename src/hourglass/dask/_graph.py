@@ -30,7 +30,8 @@ from hourglass.dask._worker import (
 )
 from hourglass.data.files import read_data as read_file
 from hourglass.estimators import AutoencoderOutlierDetector
-from hourglass.exceptions import DatasetError, InvalidInputError
+from hourglass.exceptions import DatasetError, InvalidInputError, InvalidParameterError
+from hourglass.scoring import result_column_names, rule_threshold, threshold_rule
 
 __all__ = ["read_data", "score"]
 
@@ -43,33 +44,27 @@ def _result_columns(
 ) -> tuple[str, ...]:
     """The result columns to compute: those requested (checked), or the model's defaults."""
     explains = detector.family_.explains
-    if requested is None:
-        return tuple(
-            name
-            for name, applies in (
-                ("reconstruction_error", True),
-                ("outlier_score", detector.score_type_ == "complexity"),
-                ("p_value", detector.n_calibration_ > 0),
-                ("is_outlier", True),
-                ("top_columns", explains and table),
-            )
-            if applies
+    if requested is None:  # what hourglass score writes
+        return result_column_names(
+            outlier_score=detector.score_type_ == "complexity",
+            p_value=detector.n_calibration_ > 0,
+            top_columns=explains and table,
         )
     if isinstance(requested, str):
         requested = [requested]
     names = list(requested)
     unknown = [name for name in names if name not in RESULT_COLUMNS]
     if unknown or not names or len(set(names)) < len(names):
-        raise InvalidInputError(
+        raise InvalidParameterError(
             f"columns must name distinct results among {list(RESULT_COLUMNS)}; got {names}."
         )
     if "p_value" in names and detector.n_calibration_ == 0:
-        raise InvalidInputError(
+        raise InvalidParameterError(
             "p_value needs a model trained with calibration data (calibration fraction > 0); "
             "this one has none. Leave p_value out of columns."
         )
     if "top_columns" in names and not (explains and table):
-        raise InvalidInputError(
+        raise InvalidParameterError(
             "top_columns describes the columns of tables scored by a tabular model (a Dask "
             f"DataFrame and arch='tabular'); this model has arch={detector.arch_!r}"
             f"{'' if table else ' and the data are an array'}. Leave top_columns out of columns."
@@ -78,13 +73,13 @@ def _result_columns(
 
 
 def _threshold(detector: AutoencoderOutlierDetector, threshold: float | None) -> float:
-    if threshold is None:
+    """``threshold``, checked as the detector checks its own, or the detector's."""
+    rule = threshold_rule(
+        fpr=None, contamination=None, threshold=threshold, caller="hourglass.dask.score"
+    )
+    if rule is None:
         return float(detector.threshold_)
-    value = float(threshold)
-    if not math.isfinite(value):
-        # scores > nan is never true: every sample would pass as normal.
-        raise InvalidInputError(f"threshold must be a finite number; got {threshold!r}.")
-    return value
+    return rule_threshold(rule, threshold=threshold)
 
 
 def score(

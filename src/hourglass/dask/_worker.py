@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 from hourglass import persistence
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import ModelFileError
-from hourglass.scoring import conformal_p_values, top_columns
+from hourglass.scoring import RESULT_COLUMNS, TOP_COLUMNS, result_columns, take_rows
+from hourglass.scoring import RESULT_DTYPES as COLUMN_DTYPES
 
 __all__ = [
     "COLUMN_DTYPES",
@@ -39,19 +40,11 @@ __all__ = [
     "score_block",
 ]
 
-#: Every result column, in the order ``hourglass score`` writes them.
-RESULT_COLUMNS = ("reconstruction_error", "outlier_score", "p_value", "is_outlier", "top_columns")
+# RESULT_COLUMNS, TOP_COLUMNS and COLUMN_DTYPES (imported above) are hourglass.scoring's:
+# every result column, the columns named per flagged row in top_columns, and the dtypes of
+# the numeric results, as ``hourglass score`` writes them.
 #: Models kept loaded per process; the least recently used one is dropped beyond this.
 MAX_CACHED_MODELS = 4
-#: Columns named per flagged row in ``top_columns`` (as ``hourglass score`` does).
-TOP_COLUMNS = 3
-#: The numeric result columns, in the order ``hourglass score`` writes them, and their dtypes.
-COLUMN_DTYPES: dict[str, np.dtype[Any]] = {
-    "reconstruction_error": np.dtype(np.float64),
-    "outlier_score": np.dtype(np.float64),
-    "p_value": np.dtype(np.float64),
-    "is_outlier": np.dtype(np.int8),
-}
 
 
 class CacheInfo(NamedTuple):
@@ -158,45 +151,22 @@ def record_dtype(columns: Sequence[str]) -> np.dtype[Any]:
     return np.dtype([(name, COLUMN_DTYPES[name]) for name in columns])
 
 
-def _rows(data: Any, selected: NDArray[np.intp]) -> Any:
-    """The rows ``selected`` (positions) of an array, DataFrame or Series."""
-    return data.iloc[selected] if isinstance(data, pd.DataFrame | pd.Series) else data[selected]
-
-
 def _results(
     detector: AutoencoderOutlierDetector, data: Any, columns: Sequence[str], threshold: float
 ) -> dict[str, Any]:
     """The result columns for ``data``, as ``hourglass score`` computes them."""
-    n_rows = len(data)
-    results: dict[str, Any] = {}
-    if n_rows == 0:  # an empty partition: the estimators refuse 0 samples
-        for name in columns:
-            results[name] = [] if name == "top_columns" else np.empty(0, COLUMN_DTYPES[name])
-        return results
-    errors, scores = detector.errors_and_scores(data)  # scores: what thresholds are about
-    flags = scores > threshold
-    for name in columns:
-        if name == "reconstruction_error":
-            results[name] = errors
-        elif name == "outlier_score":
-            results[name] = scores
-        elif name == "p_value":
-            results[name] = conformal_p_values(scores, detector.calibration_scores_)
-        elif name == "is_outlier":
-            results[name] = flags.astype(np.int8)
-        elif name == "top_columns":
-            flagged = np.flatnonzero(flags)
-            described: list[str] = []
-            if flagged.size:  # explain only the flagged rows: a row's losses ignore its batch
-                contributions = detector.explain(_rows(data, flagged))
-                described = top_columns(
-                    contributions.to_numpy(), list(contributions.columns), TOP_COLUMNS
-                )
-            text = [""] * n_rows
-            for row, description in zip(flagged, described, strict=True):
-                text[row] = description
-            results[name] = text
-    return results
+    if len(data) == 0:  # an empty partition: the estimators refuse 0 samples
+        errors = scores = np.empty(0, dtype=np.float64)
+    else:
+        errors, scores = detector.errors_and_scores(data)  # scores: what thresholds are about
+    return result_columns(
+        errors,
+        scores,
+        threshold=threshold,
+        calibration_scores=detector.calibration_scores_,
+        columns=columns,
+        explain=lambda rows: detector.explain(take_rows(data, rows)),
+    )
 
 
 def score_block(

@@ -17,7 +17,6 @@ import torch
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
-from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from hourglass.estimators import _fitting, _state
@@ -26,7 +25,7 @@ from hourglass.estimators._input import PreparedInput, shaped_like_training
 from hourglass.estimators._params import PARAMETER_CONSTRAINTS, check_count, seed_from
 from hourglass.estimators._similarity import SimilarityMixin
 from hourglass.estimators._streaming import StreamInput, piecewise
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.families import Family, choose_family, get_family, takes_missing_values
 from hourglass.families._family import unsupported

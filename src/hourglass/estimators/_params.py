@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.families import ARCHITECTURES
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.noise import NOISE_KINDS
@@ -57,16 +57,16 @@ def seed_from(random_state: Any) -> int:
         return int(random_state.integers(0, 2**63 - 1))
     if isinstance(random_state, Integral) and not isinstance(random_state, bool):
         return int(random_state)
-    raise InvalidInputError(
+    raise InvalidParameterError(
         "random_state must be None, an int, a numpy RandomState or a numpy Generator; got "
         f"{random_state!r}."
     )
 
 
 def check_count(name: str, value: Any) -> int:
-    """``value`` as an int >= 0, or an InvalidInputError naming ``name``."""
+    """``value`` as an int >= 0, or an InvalidParameterError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise InvalidInputError(f"{name} must be an int >= 0; got {value!r}.")
+        raise InvalidParameterError(f"{name} must be an int >= 0; got {value!r}.")
     return int(value)
 
 

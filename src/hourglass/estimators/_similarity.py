@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.neighbors import NEIGHBOR_METRICS, nearest_codes
 
 __all__ = ["SimilarityMixin"]
@@ -70,7 +70,7 @@ class SimilarityMixin:
                 "once (the codes are then saved with the model)."
             )
         if metric not in NEIGHBOR_METRICS:
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 f"Unknown metric {metric!r}; expected one of {list(NEIGHBOR_METRICS)}."
             )
         return nearest_codes(self.transform(X_query), references, k, metric=metric)

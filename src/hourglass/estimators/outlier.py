@@ -28,18 +28,17 @@ from hourglass.estimators._base import BaseAutoencoder
 from hourglass.estimators._input import PreparedInput
 from hourglass.estimators._params import seed_from
 from hourglass.estimators._streaming import StreamInput, piecewise
-from hourglass.exceptions import HourglassError, InvalidInputError
+from hourglass.exceptions import HourglassError, InvalidInputError, InvalidParameterError
 from hourglass.scoring import (
     ERROR_METRICS,
+    THRESHOLD_CONSTRAINTS,
     conformal_p_values,
-    conformal_threshold,
-    contamination_threshold,
+    rule_threshold,
+    threshold_rule,
 )
 
 __all__ = ["AutoencoderOutlierDetector"]
 
-#: The false-positive rate used when no threshold rule is given.
-DEFAULT_FPR = 0.01
 #: Training samples used to fit the complexity correction (more change nothing measurable).
 COMPLEXITY_FIT_SAMPLES = 5000
 #: Images per chunk when computing complexity features (bounds memory).
@@ -156,9 +155,7 @@ verbose, random_state
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseAutoencoder._parameter_constraints,
         "metric": [StrOptions(set(ERROR_METRICS))],
-        "fpr": [Interval(Real, 0, 1, closed="neither"), None],
-        "contamination": [Interval(Real, 0, 0.5, closed="right"), None],
-        "threshold": [Interval(Real, None, None, closed="neither"), None],
+        **THRESHOLD_CONSTRAINTS,  # fpr, contamination, threshold: shared with hourglass score
         "calibration_fraction": [Interval(Real, 0, 1, closed="left")],
         "score_type": [StrOptions(set(SCORE_TYPES))],
     }
@@ -232,28 +229,22 @@ verbose, random_state
         return str(self.metric)
 
     def _threshold_rule(self) -> str:
-        given = [
-            name
-            for name, value in (
-                ("fpr", self.fpr),
-                ("contamination", self.contamination),
-                ("threshold", self.threshold),
+        rule = (
+            threshold_rule(
+                fpr=self.fpr,
+                contamination=self.contamination,
+                threshold=self.threshold,
+                caller=type(self).__name__,
             )
-            if value is not None
-        ]
-        if len(given) > 1:
-            raise InvalidInputError(
-                f"{type(self).__name__} takes at most one of 'fpr', 'contamination' and "
-                f"'threshold'; got {' and '.join(given)}. Keep the one you want."
-            )
-        rule = given[0] if given else "fpr"
+            or "fpr"
+        )
         if rule == "fpr" and self.calibration_fraction <= 0:
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 "The fpr threshold needs held-out calibration data, but "
                 "calibration_fraction=0. Use calibration_fraction > 0 (e.g. 0.2), or set "
                 "'contamination' or 'threshold' instead."
             )
-        return "fixed" if rule == "threshold" else rule
+        return rule
 
     @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
     def fit(
@@ -430,14 +421,14 @@ verbose, random_state
     def _set_threshold(self, rule: str, data: NDArray[Any] | Stream) -> None:
         """Set ``threshold_`` by ``rule``; ``data`` is the training data (for ``contamination``)."""
         self.threshold_method_ = rule
-        if rule == "fpr":
-            fpr = DEFAULT_FPR if self.fpr is None else float(self.fpr)
-            self.threshold_ = conformal_threshold(self.calibration_scores_, fpr)
-        elif rule == "contamination" and self.contamination is not None:
-            scores = self._scores_of(data)
-            self.threshold_ = contamination_threshold(scores, float(self.contamination))
-        elif self.threshold is not None:
-            self.threshold_ = float(self.threshold)
+        self.threshold_ = rule_threshold(
+            rule,
+            fpr=self.fpr,
+            contamination=self.contamination,
+            threshold=self.threshold,
+            calibration_scores=self.calibration_scores_,
+            scores=self._scores_of(data) if rule == "contamination" else None,
+        )
         self.offset_ = -self.threshold_
 
     def _too_few_error(self, n: int) -> InvalidInputError:

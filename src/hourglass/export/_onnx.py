@@ -25,6 +25,7 @@ from hourglass.exceptions import HourglassError, InvalidInputError, ModelFileErr
 from hourglass.families import FAMILIES
 from hourglass.nn.tabular import TabularAutoencoder
 from hourglass.scoring import per_sample_error
+from hourglass.tabular import scale_numeric
 
 __all__ = ["ONNX_FAMILIES", "read_onnx_metadata", "to_onnx"]
 
@@ -183,8 +184,9 @@ class _ImageScoring(nn.Module):
 class _TableScoring(nn.Module):
     """Tabular models with numeric columns only: scaling, missing mask, row score.
 
-    The same steps as :meth:`hourglass.tabular.TableSchema.encode` (in
-    float64, then float32) and ``TabularAutoencoder.row_scores``.
+    The same steps as :meth:`hourglass.tabular.TableSchema.encode`
+    (:func:`~hourglass.tabular.scale_numeric` in float64, then the packed
+    layout in float32) and ``TabularAutoencoder.row_scores``.
     """
 
     medians: torch.Tensor  # buffers, float64, one value per numeric column
@@ -207,8 +209,8 @@ class _TableScoring(nn.Module):
         self.register_buffer("threshold", torch.tensor(threshold or 0.0, dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        present = ~torch.isnan(x)  # (batch, n_numeric)
-        scaled = torch.where(present, (x - self.medians) / self.scales, torch.zeros_like(x))
+        # (batch, n_numeric) each, as TableSchema.encode scales a table's numeric columns
+        scaled, present = scale_numeric(x, self.medians, self.scales, xp=torch)
         packed = torch.cat([scaled.to(torch.float32), present.to(torch.float32)], dim=1)
         score = self.network.row_scores(packed).to(torch.float64)  # (batch,)
         predicted = self.network.decode_logits(self.network.encode(packed))  # (batch, n_numeric)

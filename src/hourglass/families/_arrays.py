@@ -20,7 +20,7 @@ from hourglass import distributed
 from hourglass.data.stream import Stream
 from hourglass.estimators._input import PreparedInput, is_text, prepare_input
 from hourglass.estimators._streaming import StreamInput, scan_stream
-from hourglass.exceptions import InvalidInputError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.families._family import Family
 from hourglass.nn.invariance import InvariantAutoencoder
 from hourglass.nn.noise import corrupt
@@ -49,8 +49,6 @@ def input_corruption(
     if estimator.noise is None:
         return None
     if estimator.noise != "gaussian" and estimator.noise_strength > 1:
-        from sklearn.utils._param_validation import InvalidParameterError
-
         raise InvalidParameterError(
             f"The 'noise_strength' parameter of {type(estimator).__name__} is the fraction of "
             f"values hit by noise={estimator.noise!r}, so it must be in (0, 1]. Got "
@@ -150,7 +148,7 @@ class ArrayFamily(Family):
         self, estimator: BaseAutoencoder, values: NDArray[Any], metric: str
     ) -> NDArray[np.float64]:
         if metric not in ERROR_METRICS:
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 f"Unknown error metric {metric!r}; expected one of {list(ERROR_METRICS)}."
             )
         sigmoid = estimator.output_activation_ == "sigmoid"
@@ -163,7 +161,7 @@ class ArrayFamily(Family):
                     "reconstructed, or scale the data to [0, 1] as for training."
                 )
         if metric == "bce" and not sigmoid:
-            raise InvalidInputError(
+            raise InvalidParameterError(
                 "metric='bce' needs a model with a sigmoid output (data in [0, 1]); this one "
                 "has a linear output. Use metric='mae' or 'mse'."
             )

@@ -161,6 +161,9 @@ def serve(
         If the ``serve`` extra is not installed.
     ModelFileError, InvalidInputError, OSError
         If the model cannot be loaded or served, or the address is taken.
+    InvalidParameterError
+        If a limit (``workers``, ``max_batch``, ``read_timeout``, ...) or the
+        port is out of range.
     """
     require_dependencies()
     from hourglass.serve._server import serve as run

@@ -8,10 +8,11 @@ Every refusal is a :class:`RequestError` (or the library's
 saying what was expected and what to do; the HTTP layer turns them into 4xx
 responses.
 
-Tables are encoded here, in plain Python and NumPy, exactly as
-:meth:`hourglass.tabular.TableSchema.encode` encodes a DataFrame (a test pins
-the equality), because building a DataFrame costs about ten times more than
-scoring one row. Other families go through the estimator's public methods.
+Table rows are read here, in plain Python, and encoded by the steps
+:meth:`hourglass.tabular.TableSchema.encode` takes for a DataFrame
+(:func:`~hourglass.tabular.scale_numeric`, :func:`~hourglass.tabular.pack_table`;
+a test pins the equality), because building a DataFrame costs about ten times
+more than scoring one row. Other families go through the estimator's public methods.
 """
 
 from __future__ import annotations
@@ -31,9 +32,16 @@ from numpy.typing import NDArray
 from hourglass import persistence
 from hourglass._version import __version__
 from hourglass.estimators import AutoencoderOutlierDetector, load
-from hourglass.exceptions import InvalidInputError, ModelFileError
+from hourglass.exceptions import InvalidInputError, InvalidParameterError, ModelFileError
+from hourglass.scoring import TOP_COLUMNS, result_columns, top_column_positions
 from hourglass.serve._limits import DEFAULT_MAX_BATCH
-from hourglass.tabular import MAX_SCALED_VALUE, MISSING_CODE, UNSEEN_CODE
+from hourglass.tabular import (
+    MAX_SCALED_VALUE,
+    MISSING_CODE,
+    UNSEEN_CODE,
+    pack_table,
+    scale_numeric,
+)
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
@@ -43,8 +51,8 @@ __all__ = [
     "ScoringModel",
 ]
 
-#: Columns listed per row, largest contribution first (tabular models).
-TOP_COLUMNS = 3
+# TOP_COLUMNS (imported from hourglass.scoring): columns listed per row, largest
+# contribution first (tabular models).
 #: Error messages are cut to this many characters (they may quote the request).
 MAX_MESSAGE_CHARS = 400
 
@@ -160,7 +168,7 @@ class ScoringModel:
                 f"saves); got {type(detector).__name__}. Train a detector to serve it."
             )
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise InvalidInputError(f"max_batch must be an int >= 1; got {max_batch!r}.")
+            raise InvalidParameterError(f"max_batch must be an int >= 1; got {max_batch!r}.")
         detector._check_fitted()
         self.detector = detector
         self.max_batch = max_batch
@@ -170,7 +178,7 @@ class ScoringModel:
         # Image models may threshold the error corrected for the input's complexity.
         self._corrected = getattr(detector, "score_type_", "error") == "complexity"
         self.metric = detector.metric_ + (", complexity-corrected" if self._corrected else "")
-        self._calibration = np.sort(np.asarray(detector.calibration_scores_, dtype=np.float64))
+        self._calibration = np.asarray(detector.calibration_scores_, dtype=np.float64)
         self.columns: list[str] = []
         if self.kind == "table":
             schema = detector.table_schema_
@@ -179,10 +187,7 @@ class ScoringModel:
             self._categorical = list(schema.categorical)
             self._medians = np.asarray(schema.medians, dtype=np.float64)
             self._scales = np.asarray(schema.scales, dtype=np.float64)
-            self._lookups = [
-                {value: 2 + i for i, value in enumerate(vocabulary)}
-                for vocabulary in schema.vocabularies
-            ]
+            self._lookups = schema.lookups()
         elif self.kind == "vectors" and hasattr(detector, "feature_names_in_"):
             self.columns = [str(name) for name in detector.feature_names_in_]
         self._column_set = frozenset(self.columns)
@@ -431,9 +436,7 @@ class ScoringModel:
                 f"{what} {i}: column {self._numeric[j]!r} holds a number too large for a float "
                 "(infinite); send a finite number, or null for a missing value.",
             )
-        present = ~np.isnan(numbers)
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = np.where(present, (numbers - self._medians) / self._scales, 0.0)
+        scaled, present = scale_numeric(numbers, self._medians, self._scales)
         too_far = ~(np.abs(scaled) <= MAX_SCALED_VALUE)
         if too_far.any():
             i, j = np.argwhere(too_far)[0]
@@ -444,11 +447,7 @@ class ScoringModel:
                 f"({self._medians[j]:.4g}): too far to compute with. Check the value (a unit "
                 "error?) or send null.",
             )
-        packed = np.empty((n, 2 * p + codes.shape[1]), dtype=np.float32)
-        packed[:, :p] = scaled
-        packed[:, p : 2 * p] = present
-        packed[:, 2 * p :] = codes
-        return packed
+        return pack_table(scaled, present, codes)
 
     def _score_table(
         self, values: NDArray[np.float32]
@@ -541,13 +540,16 @@ class ScoringModel:
         errors: NDArray[np.float64],
         contributions: NDArray[np.float64] | None,
     ) -> dict[str, Any]:
-        m = self._calibration.shape[0]
-        if m:
-            at_least = m - np.searchsorted(self._calibration, scores, side="left")
-            p_values: list[Any] = ((1.0 + at_least) / (m + 1.0)).tolist()
-        else:
-            p_values = [None] * scores.shape[0]
-        outliers = (scores > self.threshold).tolist()
+        calibrated = self._calibration.shape[0] > 0
+        shared = result_columns(  # the p-values and flags hourglass score writes
+            errors,
+            scores,
+            threshold=self.threshold,
+            calibration_scores=self._calibration,
+            columns=("p_value", "is_outlier") if calibrated else ("is_outlier",),
+        )
+        p_values: list[Any] = shared["p_value"].tolist() if calibrated else [None] * len(scores)
+        outliers = shared["is_outlier"].astype(bool).tolist()
         score_list: list[Any] = scores.tolist()
         error_list: list[Any] = score_list if errors is scores else errors.tolist()
         if not (np.isfinite(scores).all() and np.isfinite(errors).all()):
@@ -567,7 +569,7 @@ class ScoringModel:
             )
         ]
         if contributions is not None:
-            top = np.argsort(-contributions, axis=1, kind="stable")[:, :TOP_COLUMNS]
+            top = top_column_positions(contributions, TOP_COLUMNS)
             names = self.columns
             for result, best, row in zip(
                 results, top.tolist(), contributions.tolist(), strict=True

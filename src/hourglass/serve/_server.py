@@ -26,7 +26,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from hourglass.exceptions import HourglassError, InvalidInputError
+from hourglass.exceptions import HourglassError, InvalidInputError, InvalidParameterError
 from hourglass.serve._app import create_app
 from hourglass.serve._limits import (
     DEFAULT_MAX_BATCH,
@@ -236,9 +236,11 @@ def serve(
         ("port", port, 0),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidInputError(f"{name} must be an int >= {low}; got {value!r}.")
+            raise InvalidParameterError(f"{name} must be an int >= {low}; got {value!r}.")
     if not read_timeout > 0:
-        raise InvalidInputError(f"read_timeout must be a positive number; got {read_timeout!r}.")
+        raise InvalidParameterError(
+            f"read_timeout must be a positive number; got {read_timeout!r}."
+        )
     model = ScoringModel.load(model_dir, device=device, max_batch=max_batch)
     server_limits = {
         "read_timeout_s": read_timeout,
