@@ -81,8 +81,15 @@ def cases() -> dict[str, tuple[Callable[[], Any], Any]]:
             lambda: Autoencoder(arch="dense", invariance=1.0, latent_dim=4, **FAST).fit(images),
             images,
         ),
-        "tabular-array": (lambda: AutoencoderOutlierDetector(**FAST).fit(table), table),
-        "tabular-frame": (lambda: AutoencoderOutlierDetector(**FAST).fit(frame), frame),
+        # score_type="error": the default before the distance score (identical otherwise).
+        "tabular-array": (
+            lambda: AutoencoderOutlierDetector(score_type="error", **FAST).fit(table),
+            table,
+        ),
+        "tabular-frame": (
+            lambda: AutoencoderOutlierDetector(score_type="error", **FAST).fit(frame),
+            frame,
+        ),
         "sequence": (lambda: AutoencoderOutlierDetector(latent_dim=8, **FAST).fit(texts), texts),
     }
 

@@ -73,6 +73,9 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
     module_: Any
     table_schema_: Any
     column_scales_: NDArray[np.float64]
+    distance_location_: NDArray[np.float64]
+    distance_precision_: NDArray[np.float64]
+    distance_scaling_: NDArray[np.float64]
     _legacy_table: bool
 
     def __sklearn_tags__(self) -> Any:

@@ -71,6 +71,8 @@ class Family:
     samples: ClassVar[bool] = False
     #: Whether ``hourglass.export.to_onnx`` can express the model's score.
     exports_onnx: ClassVar[bool] = False
+    #: Whether an outlier detector may score by :meth:`distance_scores` (``score_type``).
+    distance_score: ClassVar[bool] = False
     #: The one score a model of this family has (``metric_``); None: the estimator's metric.
     own_metric: ClassVar[str | None] = None
     #: ``trim="auto"`` resolved for this family.
@@ -190,6 +192,16 @@ class Family:
         The scores are those of :meth:`scores`, bit for bit.
         """
         raise unsupported(estimator, "explain", "a tabular model (arch='tabular')")
+
+    def fit_distance_score(self, estimator: BaseAutoencoder, rows: NDArray[Any]) -> None:
+        """Fit the statistics of the distance score (families with :attr:`distance_score`)."""
+        raise NotImplementedError
+
+    def distance_scores(
+        self, estimator: BaseAutoencoder, values: NDArray[Any]
+    ) -> NDArray[np.float64]:
+        """The distance score of prepared ``values`` (families with :attr:`distance_score`)."""
+        raise NotImplementedError
 
     # ----------------------------------------------------------- persistence
 
