@@ -380,7 +380,7 @@ def result_column_names(
     """The results a model reports by default, in the order of :data:`RESULT_COLUMNS`.
 
     The reconstruction error and the outlier flag always; the outlier score
-    when it differs from the error (``score_type_ == "complexity"``), the
+    when it differs from the error (``score_type_`` other than ``"error"``), the
     p-value for a model with calibration data, and the top columns for tables.
 
     Examples

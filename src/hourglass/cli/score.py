@@ -146,10 +146,10 @@ def _score_rows(
     errors_and_scores: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None,
 ) -> pd.DataFrame:
     """The scores table of the samples ``X`` (numbered from ``first_index``)."""
-    # scores: what thresholds are about (the errors, or complexity-corrected ones)
+    # scores: what thresholds are about (the errors, or the score_type_'s scores)
     errors, scores = errors_and_scores or detector.errors_and_scores(X)
     names = result_column_names(
-        outlier_score=detector.score_type_ == "complexity",
+        outlier_score=detector.score_type_ != "error",
         p_value=detector.n_calibration_ > 0,
         top_columns=detector.family_.explains,
     )
@@ -185,7 +185,7 @@ def _score_stream(
     threshold, method = _threshold(args, rule, detector, scores)
     all_scores: list[np.ndarray[Any, Any]] = []
     all_flags: list[np.ndarray[Any, Any]] = []
-    score_column = "outlier_score" if detector.score_type_ == "complexity" else None
+    score_column = "outlier_score" if detector.score_type_ != "error" else None
     with TableWriter(args.output) as writer:
         for piece in stream.pieces(as_frame=takes_frames(detector, stream)):
             table = _score_rows(detector, piece, threshold, first_index=writer.n_rows)
@@ -255,15 +255,14 @@ def run(args: argparse.Namespace) -> int:
     if table is not None:
         write_table(table, args.output)
         score_column = (
-            "outlier_score" if detector.score_type_ == "complexity" else "reconstruction_error"
+            "outlier_score" if detector.score_type_ != "error" else "reconstruction_error"
         )
         scores = table[score_column].to_numpy()
         flags = table["is_outlier"].to_numpy() == 1
-    corrected = detector.score_type_ == "complexity"
     if args.json:
         summary = {
             "n_samples": int(scores.size),
-            "score": f"{detector.metric_}, complexity-corrected" if corrected else detector.metric_,
+            "score": detector.score_name_,
             "threshold": float(threshold),
             "threshold_method": method,
             "n_outliers": int(flags.sum()),
@@ -272,9 +271,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary, read_table(args.output) if table is None else table)
         return 0
     worst = np.argsort(-scores, kind="stable")[:5]
-    name = f"{detector.metric_}, complexity-corrected" if corrected else detector.metric_
     print(
-        f"Scored {scores.size:,} samples ({name} score): median "
+        f"Scored {scores.size:,} samples ({detector.score_name_} score): median "
         f"{np.median(scores):.4g}, max {scores.max():.4g}.\n"
         f"Threshold {threshold:.6g} ({method}): {int(flags.sum()):,} outliers "
         f"({flags.mean():.2%}). Highest scores at rows {', '.join(map(str, worst))}.\n"

@@ -307,8 +307,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"Trained a {detector.arch_} autoencoder on {samples} for {detector.n_epochs_} "
         f"epochs in {detector.fit_time_:.1f} s: training loss {history['loss'][-1]:.4f}{val}.\n"
-        f"Threshold ({detector.threshold_method_}, {detector.metric_}"
-        f"{', complexity-corrected' if detector.score_type_ == 'complexity' else ''}): "
+        f"Threshold ({detector.threshold_method_}, {detector.score_name_}): "
         f"{detector.threshold_:.6g}; {detector.n_calibration_} calibration samples.\n"
         f"Model saved to {path}/"
     )

@@ -126,10 +126,11 @@ def score(
         The results to compute, among :data:`RESULT_COLUMNS`:
         ``reconstruction_error`` (the higher, the more abnormal),
         ``outlier_score`` (the score that is thresholded: the
-        complexity-corrected one for models with ``score_type_ ==
-        "complexity"``, else the reconstruction error; the higher, the more
-        abnormal), ``p_value`` (conformal, against the model's calibration
-        scores; the smaller, the more abnormal), ``is_outlier`` (int8, 1 =
+        complexity-corrected error or the distance score for models with
+        ``score_type_`` ``"complexity"`` or ``"distance"``, else the
+        reconstruction error; the higher, the more abnormal), ``p_value``
+        (conformal, against the model's calibration scores; the smaller, the
+        more abnormal), ``is_outlier`` (int8, 1 =
         outlier) and ``top_columns`` (tabular models, DataFrames only: the
         three columns contributing most to each flagged row, as
         ``"income (x20.1); age (x3.2); city (x1.0)"``, empty for the others).

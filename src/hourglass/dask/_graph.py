@@ -46,7 +46,7 @@ def _result_columns(
     explains = detector.family_.explains
     if requested is None:  # what hourglass score writes
         return result_column_names(
-            outlier_score=detector.score_type_ == "complexity",
+            outlier_score=detector.score_type_ != "error",
             p_value=detector.n_calibration_ > 0,
             top_columns=explains and table,
         )

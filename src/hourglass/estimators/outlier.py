@@ -494,11 +494,31 @@ verbose, random_state
         self, values: NDArray[Any]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         errors = self._errors(values, self.metric)
+        return errors, self._scores_given_errors(values, errors)
+
+    def _scores_given_errors(
+        self, values: NDArray[Any], errors: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """The outlier scores of prepared ``values`` whose reconstruction ``errors`` are known."""
         if self.score_type_ == "distance":
-            return errors, self.family_.distance_scores(self, values)
-        if self.score_type_ != "complexity":
-            return errors, errors
-        return errors, corrected_scores(errors, self._complexity(values), self.complexity_coef_)
+            return self.family_.distance_scores(self, values)
+        if self.score_type_ == "complexity":
+            return corrected_scores(errors, self._complexity(values), self.complexity_coef_)
+        return errors
+
+    @property
+    def score_name_(self) -> str:
+        """What :meth:`outlier_score` computes, as reports name it.
+
+        The error's metric (``metric_``), that metric ``", complexity-corrected"``,
+        or ``"distance"``, following ``score_type_``.
+        """
+        self._check_fitted()
+        if self.score_type_ == "complexity":
+            return f"{self.metric_}, complexity-corrected"
+        if self.score_type_ == "distance":
+            return "distance"
+        return self.metric_
 
     def _outlier_scores(self, values: NDArray[Any]) -> NDArray[np.float64]:
         return self._errors_and_scores(values)[1]

@@ -23,6 +23,7 @@ from hourglass.estimators._base import BaseAutoencoder
 from hourglass.estimators._input import UINT8_SCALE, to_unit_float
 from hourglass.exceptions import HourglassError, InvalidInputError, ModelFileError
 from hourglass.families import FAMILIES
+from hourglass.families.tabular import distance_log_terms, standardised_distance
 from hourglass.nn.tabular import TabularAutoencoder
 from hourglass.scoring import per_sample_error
 from hourglass.tabular import scale_numeric
@@ -182,16 +183,21 @@ class _ImageScoring(nn.Module):
 
 
 class _TableScoring(nn.Module):
-    """Tabular models with numeric columns only: scaling, missing mask, row score.
+    """Tabular models with numeric columns only: scaling, missing mask, score.
 
     The same steps as :meth:`hourglass.tabular.TableSchema.encode`
     (:func:`~hourglass.tabular.scale_numeric` in float64, then the packed
-    layout in float32) and ``TabularAutoencoder.row_scores``.
+    layout in float32) and ``TabularAutoencoder.row_scores``, or, with
+    ``distance`` (location, precision, scaling), the tabular family's distance
+    score (:func:`hourglass.families.tabular.distance_log_terms`).
     """
 
     medians: torch.Tensor  # buffers, float64, one value per numeric column
     scales: torch.Tensor
     threshold: torch.Tensor  # float64 scalar
+    location: torch.Tensor  # the distance score's (empty without it)
+    precision: torch.Tensor
+    scaling: torch.Tensor
 
     def __init__(
         self,
@@ -200,9 +206,15 @@ class _TableScoring(nn.Module):
         medians: list[float],
         scales: list[float],
         threshold: float | None,
+        distance: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         self.network = network
+        self.distance = distance is not None
+        for name, values in zip(
+            ("location", "precision", "scaling"), distance or (np.zeros(0),) * 3, strict=True
+        ):
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float64))
         self.register_buffer("medians", torch.tensor(medians, dtype=torch.float64))
         self.register_buffer("scales", torch.tensor(scales, dtype=torch.float64))
         self.has_threshold = threshold is not None
@@ -212,8 +224,14 @@ class _TableScoring(nn.Module):
         # (batch, n_numeric) each, as TableSchema.encode scales a table's numeric columns
         scaled, present = scale_numeric(x, self.medians, self.scales, xp=torch)
         packed = torch.cat([scaled.to(torch.float32), present.to(torch.float32)], dim=1)
-        score = self.network.row_scores(packed).to(torch.float64)  # (batch,)
-        predicted = self.network.decode_logits(self.network.encode(packed))  # (batch, n_numeric)
+        codes = self.network.encode(packed)
+        if self.distance:
+            n_numeric = scaled.shape[1]
+            logs = distance_log_terms(codes, packed[:, :n_numeric], self.location, self.precision)
+            score = standardised_distance(logs, self.scaling, n_numeric)
+        else:
+            score = self.network.row_scores(packed).to(torch.float64)  # (batch,)
+        predicted = self.network.decode_logits(codes)  # (batch, n_numeric)
         reconstruction = predicted.to(torch.float64) * self.scales + self.medians
         if self.has_threshold:
             return score, reconstruction, score > self.threshold
@@ -274,6 +292,11 @@ def _scoring_graph(
             medians=schema.medians,
             scales=schema.scales,
             threshold=threshold,
+            distance=(
+                (model.distance_location_, model.distance_precision_, model.distance_scaling_)
+                if getattr(model, "score_type_", "error") == "distance"
+                else None
+            ),
         )
         example = torch.zeros((2, len(schema.numeric)), dtype=torch.float64)
         return (

@@ -48,6 +48,29 @@ LOG_FLOOR = 1e-12
 MIN_SPREAD = 1e-12
 
 
+def distance_log_terms(
+    codes: torch.Tensor, numbers: torch.Tensor, location: torch.Tensor, precision: torch.Tensor
+) -> torch.Tensor:
+    """Per row, in float64: log Mahalanobis distance of [code | numbers], log mean |number|.
+
+    ``numbers`` are the row's scaled numeric values (0 where missing); the
+    exported ONNX graph computes the same function.
+    """
+    numbers = numbers.to(torch.float64)
+    centred = torch.cat([codes.to(torch.float64), numbers], dim=1) - location
+    distance = ((centred @ precision) * centred).sum(dim=1).clamp_min(0.0).sqrt()
+    spread = numbers.abs().mean(dim=1) if numbers.shape[1] else torch.zeros_like(distance)
+    return torch.log(torch.stack([distance, spread], dim=1) + LOG_FLOOR)
+
+
+def standardised_distance(
+    logs: torch.Tensor, scaling: torch.Tensor, n_numeric: int
+) -> torch.Tensor:
+    """The distance score from :func:`distance_log_terms`: the larger robust z-score."""
+    standardised = (logs - scaling[0]) / scaling[1]
+    return standardised.amax(dim=1) if n_numeric else standardised[:, 0]
+
+
 def has_non_numeric_columns(X: Any) -> bool:
     """Whether ``X`` is a DataFrame with at least one non-numeric (or boolean) column."""
     if not hasattr(X, "columns") or not hasattr(X, "dtypes"):
@@ -291,22 +314,25 @@ class TabularFamily(Family):
         q1, median, q3 = np.quantile(logs, [0.25, 0.5, 0.75], axis=0)
         estimator.distance_scaling_ = np.stack([median, np.maximum(q3 - q1, MIN_SPREAD)])
 
-    def _log_terms(self, estimator: BaseAutoencoder, values: NDArray[Any]) -> NDArray[np.float64]:
-        """Per row: log Mahalanobis distance of [code | numbers], log mean |number|."""
+    def _log_terms(
+        self, estimator: BaseAutoencoder, values: NDArray[Any], *, standardised: bool = False
+    ) -> NDArray[np.float64]:
+        """Per row, :func:`distance_log_terms`; with ``standardised``, the distance score."""
         p = len(estimator.table_schema_.numeric)
         location = torch.from_numpy(estimator.distance_location_)
         precision = torch.from_numpy(estimator.distance_precision_)
+        scaling = torch.from_numpy(estimator.distance_scaling_) if standardised else None
 
         def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
-            numbers = x[:, :p].double()
-            centred = torch.cat([module.encode(x).double(), numbers], dim=1) - location.to(x.device)
-            squared = ((centred @ precision.to(x.device)) * centred).sum(dim=1)
-            distance = squared.clamp_min(0.0).sqrt()
-            spread = numbers.abs().mean(dim=1) if p else torch.zeros_like(distance)
-            return torch.log(torch.stack([distance, spread], dim=1) + LOG_FLOOR)
+            logs = distance_log_terms(
+                module.encode(x), x[:, :p], location.to(x.device), precision.to(x.device)
+            )
+            if scaling is None:
+                return logs
+            return standardised_distance(logs, scaling.to(x.device), p)
 
-        logs: NDArray[np.float64] = estimator._map_batches(values, run).numpy()
-        return logs
+        out: NDArray[np.float64] = estimator._map_batches(values, run).numpy()
+        return out
 
     def distance_scores(
         self, estimator: BaseAutoencoder, values: NDArray[Any]
@@ -322,13 +348,7 @@ class TabularFamily(Family):
         Each term's logarithm is centred on its training median and divided by
         its interquartile range; tables without numeric columns use the first.
         """
-        logs = self._log_terms(estimator, values)
-        median, spread = estimator.distance_scaling_
-        standardised: NDArray[np.float64] = (logs - median) / spread
-        if not estimator.table_schema_.numeric:
-            return standardised[:, 0].copy()
-        scores: NDArray[np.float64] = standardised.max(axis=1)
-        return scores
+        return self._log_terms(estimator, values, standardised=True)
 
     # ----------------------------------------------------------- persistence
 

@@ -176,8 +176,7 @@ class ScoringModel:
         self.kind = detector.family_.input_kind(tuple(detector.input_shape_))
         self.threshold = float(detector.threshold_)
         # Image models may threshold the error corrected for the input's complexity.
-        self._corrected = getattr(detector, "score_type_", "error") == "complexity"
-        self.metric = detector.metric_ + (", complexity-corrected" if self._corrected else "")
+        self.metric = detector.score_name_
         self._calibration = np.asarray(detector.calibration_scores_, dtype=np.float64)
         self.columns: list[str] = []
         if self.kind == "table":
@@ -304,7 +303,7 @@ class ScoringModel:
             contributions: NDArray[np.float64] | None = None
             if self.kind == "table":
                 errors, contributions = self._score_table(stacked)
-                scores = errors
+                scores = self.detector._scores_given_errors(stacked, errors)
             else:
                 scores, errors = self._score_array(stacked)
             start = 0
@@ -525,9 +524,8 @@ class ScoringModel:
     def _score_array(self, values: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Outlier scores and reconstruction errors of prepared values, as the estimator's.
 
-        The outlier score is what the threshold applies to: the reconstruction
-        error, or for ``score_type_ == "complexity"`` the error corrected for
-        the input's complexity (``outlier_score``).
+        The outlier score is what the threshold applies to (``outlier_score``):
+        the reconstruction error, or the score ``score_type_`` names.
         """
         errors, scores = self.detector._errors_and_scores(values)
         return scores, errors

@@ -1,0 +1,126 @@
+"""The tabular family's distance score, the default outlier score of tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import hourglass
+from helpers import bar_images, mixed_table
+from hourglass import AutoencoderOutlierDetector, persistence
+from hourglass.exceptions import InvalidInputError, ModelFileError
+
+FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "verbose": 0}
+
+
+def _correlated(n: int, seed: int) -> np.ndarray:
+    """Five columns: two tied together, three independent."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    X[:, 1] = 2 * X[:, 0] + rng.normal(0, 0.05, n)
+    return X
+
+
+@pytest.fixture(scope="module")
+def detector() -> AutoencoderOutlierDetector:
+    return AutoencoderOutlierDetector(fpr=0.05, **FAST).fit(_correlated(2000, 0))
+
+
+def test_tables_are_scored_by_distance_unless_told_otherwise(detector) -> None:
+    assert (detector.score_type_, detector.score_name_) == ("distance", "distance")
+    X = _correlated(300, 1)
+    fixed = AutoencoderOutlierDetector(threshold=1.0, **FAST).fit(X)
+    assert fixed.score_type_ == "error"  # a fixed threshold is in units of the error
+    error = AutoencoderOutlierDetector(score_type="error", **FAST).fit(X)
+    np.testing.assert_array_equal(error.outlier_score(X), error.reconstruction_error(X))
+
+
+def test_the_distance_score_needs_a_table() -> None:
+    with pytest.raises(InvalidInputError, match="score_type='distance'"):
+        AutoencoderOutlierDetector(arch="dense", score_type="distance", **FAST).fit(
+            bar_images(64, 0)
+        )
+
+
+def test_rows_that_break_a_correlation_or_hold_extreme_values_score_highest(detector) -> None:
+    normal = _correlated(500, 2)
+    broken = _correlated(20, 3)
+    broken[:, 0] = np.abs(broken[:, 0]) + 1.0
+    broken[:, 1] = -2 * broken[:, 0]  # each value ordinary alone; their pair is not
+    extreme = _correlated(20, 4)
+    extreme[:, 3] = 8.0
+    scores = detector.outlier_score(np.concatenate([normal, broken, extreme]))
+    assert scores[500:].min() > np.quantile(scores[:500], 0.99)
+
+
+def test_the_calibrated_threshold_flags_about_fpr_of_normal_rows(detector) -> None:
+    # The score is fitted on the training rows only, so calibration keeps its guarantee.
+    flagged = (detector.predict(_correlated(4000, 5)) == -1).mean()
+    assert 0.02 < flagged < 0.09
+
+
+def test_every_scoring_method_agrees(detector) -> None:
+    X = _correlated(200, 6)
+    errors, scores = detector.errors_and_scores(X)
+    np.testing.assert_array_equal(errors, detector.reconstruction_error(X))
+    np.testing.assert_array_equal(scores, detector.outlier_score(X))
+    np.testing.assert_array_equal(-scores - detector.offset_, detector.decision_function(X))
+    single = np.concatenate([detector.outlier_score(X[i : i + 1]) for i in range(5)])
+    np.testing.assert_array_equal(single, scores[:5])
+
+
+def test_tables_without_numeric_columns_score_by_their_codes() -> None:
+    frame = mixed_table(400, 0)[["city", "owner"]]
+    detector = AutoencoderOutlierDetector(**FAST).fit(frame)
+    scores = detector.outlier_score(frame)
+    assert detector.score_type_ == "distance"
+    assert np.isfinite(scores).all()
+    assert detector.distance_location_.shape == (detector.latent_dim,)
+
+
+def test_save_and_load_keep_the_scores(detector, tmp_path: Path) -> None:
+    X = _correlated(100, 7)
+    loaded = hourglass.load(detector.save(tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.outlier_score(X), detector.outlier_score(X))
+    assert loaded.score_type_ == "distance"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("distance_location_", np.zeros(3)),
+        ("distance_precision_", np.full((69, 69), np.nan)),
+        ("distance_scaling_", np.array([[0.0, 0.0], [0.0, 1.0]])),
+    ],
+)
+def test_a_tampered_distance_state_is_refused(detector, tmp_path: Path, name, value) -> None:
+    """Rewritten as an attacker can: the weights, their digest and manifest."""
+    path = detector.save(tmp_path / "model")
+    weights = path / persistence.WEIGHTS_NAME
+    tensors = load_file(weights)
+    tensors[f"state.{name}"] = torch.from_numpy(value)
+    save_file(tensors, weights)
+    config = json.loads((path / persistence.CONFIG_NAME).read_text())
+    config["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    dtypes = {dtype: code for code, dtype in persistence._DTYPES.items()}
+    config["tensors"] = {
+        key: {"dtype": dtypes[t.dtype], "shape": list(t.shape)} for key, t in tensors.items()
+    }
+    (path / persistence.CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match=name):
+        hourglass.load(path)
+
+
+def test_a_model_saved_with_the_error_score_still_scores_by_the_error(tmp_path: Path) -> None:
+    X = pd.DataFrame(_correlated(300, 8), columns=list("abcde"))
+    before = AutoencoderOutlierDetector(score_type="error", **FAST).fit(X)
+    loaded = hourglass.load(before.save(tmp_path / "model"))
+    assert loaded.score_type_ == "error"
+    np.testing.assert_array_equal(loaded.outlier_score(X), loaded.reconstruction_error(X))
