@@ -148,7 +148,7 @@ def test_any_chunk_sizes_give_the_in_process_bits(models: Models, client: Client
     divisions = [frame.index[0], *frame.index[sizes[:-1]], frame.index[-1]]
     data = dd.from_pandas(frame, npartitions=1).repartition(divisions=divisions)
     got = client.compute(hourglass.dask.score(models.table, data), sync=True)
-    np.testing.assert_array_equal(got["reconstruction_error"], expected)
+    np.testing.assert_array_equal(got["outlier_score"], expected)
 
 
 def test_each_worker_loads_the_model_once(models: Models, client: Client) -> None:
@@ -170,13 +170,14 @@ def test_dataframe_results_equal_in_process_scores(models: Models, client: Clien
     results = hourglass.dask.score(models.table, data)
 
     assert results.npartitions == 4
-    columns = ["reconstruction_error", "p_value", "is_outlier", "top_columns"]
+    columns = ["reconstruction_error", "outlier_score", "p_value", "is_outlier", "top_columns"]
     assert list(results.columns) == columns
     got = client.compute(results, sync=True)
     assert list(got.dtypes) == list(results.dtypes)  # the declared meta is what comes
     pd.testing.assert_index_equal(got.index, frame.index)
     scores = detector.outlier_score(frame)
-    np.testing.assert_array_equal(got["reconstruction_error"], scores)
+    np.testing.assert_array_equal(got["outlier_score"], scores)
+    np.testing.assert_array_equal(got["reconstruction_error"], detector.reconstruction_error(frame))
     np.testing.assert_array_equal(got["p_value"], detector.p_values(frame))
     flags = detector.predict(frame) == -1
     np.testing.assert_array_equal(got["is_outlier"], flags.astype(np.int8))
@@ -281,7 +282,7 @@ def test_a_tabular_model_fitted_on_an_array_scores_arrays(tmp_path: Path, client
     path = detector.save(tmp_path / "model")
     results = hourglass.dask.score(path, da.from_array(X, chunks=(77, 6)))
     got = client.compute(results, sync=True)
-    np.testing.assert_array_equal(got["reconstruction_error"], detector.outlier_score(X))
+    np.testing.assert_array_equal(got["outlier_score"], detector.outlier_score(X))
     with pytest.raises(InvalidInputError, match="a 2-D array of its 6 columns"):
         hourglass.dask.score(path, da.zeros((4, 5), chunks=(2, 5)))
 

@@ -50,11 +50,12 @@ def test_score_json(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
         capsys,
     )
     assert out["n_samples"] == 120
-    assert out["score"] == "column_loss"  # rows of numbers: the tabular family
+    assert out["score"] == "distance"  # rows of numbers: the tabular family's score
     assert len(out["results"]) == 120
     assert set(out["results"][0]) == {
         "index",
         "reconstruction_error",
+        "outlier_score",
         "p_value",
         "is_outlier",
         "top_columns",

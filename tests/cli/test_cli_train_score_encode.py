@@ -401,10 +401,17 @@ def test_score_table_model_without_calibration_has_no_p_values(
     scores = pd.read_csv(output)
     detector = AutoencoderOutlierDetector.load(model)
     X = table.frame.drop(columns="label")
-    assert list(scores.columns) == ["index", "reconstruction_error", "is_outlier", "top_columns"]
+    assert list(scores.columns) == [
+        "index",
+        "reconstruction_error",
+        "outlier_score",
+        "is_outlier",
+        "top_columns",
+    ]
     np.testing.assert_allclose(
         scores["reconstruction_error"], detector.reconstruction_error(X), rtol=1e-12
     )
+    np.testing.assert_allclose(scores["outlier_score"], detector.outlier_score(X), rtol=1e-12)
     np.testing.assert_array_equal(scores["is_outlier"], detector.predict(X) == -1)
     capsys.readouterr()
 

@@ -104,11 +104,13 @@ def test_auto_uses_the_complexity_score_for_images_without_a_fixed_threshold(
     assert detector.score_type_ == expected
 
 
-def test_tables_and_flat_rows_use_the_error() -> None:
+def test_tables_and_flat_rows_use_the_distance_or_the_error() -> None:
     rows = np.random.default_rng(0).random((200, 6), dtype=np.float32)
-    assert AutoencoderOutlierDetector(**SETTINGS).fit(rows).score_type_ == "error"
+    assert AutoencoderOutlierDetector(**SETTINGS).fit(rows).score_type_ == "distance"
     table = AutoencoderOutlierDetector(**SETTINGS, arch="tabular").fit(mixed_table(200, 0))
-    assert table.score_type_ == "error"
+    assert table.score_type_ == "distance"
+    dense = AutoencoderOutlierDetector(**SETTINGS, arch="dense").fit(rows)
+    assert dense.score_type_ == "error"
 
 
 def test_the_complexity_score_needs_images() -> None:

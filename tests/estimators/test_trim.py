@@ -45,8 +45,10 @@ def test_trimming_ranks_planted_training_outliers_above_every_normal_row() -> No
     X, _ = contaminated_table(1500, seed=0)  # a tenth of the training rows are outliers
     X_test, y_test = contaminated_table(1000, seed=1)
     aurocs = {}
-    for trim in (0.0, "auto"):
-        detector = AutoencoderOutlierDetector(arch="tabular", trim=trim, verbose=0, random_state=0)
+    for trim in (0.0, "auto"):  # on the reconstruction error, which trimming is about
+        detector = AutoencoderOutlierDetector(
+            arch="tabular", trim=trim, score_type="error", verbose=0, random_state=0
+        )
         aurocs[trim] = roc_auc_score(y_test, detector.fit(X).outlier_score(X_test))
     assert aurocs["auto"] == 1.0  # every planted outlier scores above every normal row
     assert aurocs[0.0] < 0.995  # trained on them, the plain model reconstructs some well

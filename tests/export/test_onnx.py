@@ -260,7 +260,7 @@ def test_missing_table_values_are_masked_as_the_library_does(
     table.loc[1::4, "age"] = np.nan
     score = _run(case, table.to_numpy(dtype=np.float64))[0]
     assert np.isfinite(score).all()
-    assert np.max(np.abs(score - case.model.reconstruction_error(table))) <= TOLERANCE
+    assert np.max(np.abs(score - case.model.outlier_score(table))) <= TOLERANCE
 
 
 def test_the_metadata_describes_input_threshold_and_version(

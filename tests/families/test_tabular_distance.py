@@ -97,7 +97,7 @@ def test_save_and_load_keep_the_scores(detector, tmp_path: Path) -> None:
     [
         ("distance_location_", np.zeros(3)),
         ("distance_precision_", np.full((69, 69), np.nan)),
-        ("distance_scaling_", np.array([[0.0, 0.0], [0.0, 1.0]])),
+        ("distance_scaling_", np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 1.0]])),
     ],
 )
 def test_a_tampered_distance_state_is_refused(detector, tmp_path: Path, name, value) -> None:

@@ -73,7 +73,7 @@ def test_table_scores_equal_the_library_s(client: httpx.Client, table_dir: Path)
     body = response.json()
     results = body["results"]
     assert body["threshold"] == detector.threshold_
-    assert body["metric"] == "column_loss"
+    assert body["metric"] == "distance"
     np.testing.assert_array_equal([r["score"] for r in results], detector.score_samples(frame))
     np.testing.assert_array_equal([r["p_value"] for r in results], detector.p_values(frame))
     np.testing.assert_array_equal([r["outlier"] for r in results], detector.predict(frame) == -1)

@@ -179,7 +179,7 @@ def score(
     >>> data = da.from_array(np.array([[0.0] * 8, [9.0] * 8]), chunks=(1, 8))
     >>> results = hourglass.dask.score(path, data)
     >>> list(results)
-    ['reconstruction_error', 'p_value', 'is_outlier']
+    ['reconstruction_error', 'outlier_score', 'p_value', 'is_outlier']
     >>> results["is_outlier"].compute(scheduler="synchronous")  # or on a cluster
     array([0, 1], dtype=int8)
     >>> folder.cleanup()

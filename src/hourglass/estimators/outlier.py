@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -364,7 +365,7 @@ verbose, random_state
         return self._train_and_calibrate(
             replace(prepared, stream=training, n_samples=training.n_rows),
             calibration if n_calibration else None,
-            lambda: training.sample(COMPLEXITY_FIT_SAMPLES, seed=seed, as_frame=False),
+            functools.partial(self._stream_rows, training, prepared.encode, seed),
             rule,
             stream,
             seed=seed,
@@ -440,6 +441,18 @@ verbose, random_state
             scores=self._scores_of(data) if rule == "contamination" else None,
         )
         self.offset_ = -self.threshold_
+
+    @staticmethod
+    def _stream_rows(
+        stream: Stream, encode: Callable[[Any], NDArray[Any]] | None, seed: int
+    ) -> NDArray[Any]:
+        """Up to ``COMPLEXITY_FIT_SAMPLES`` rows of a training stream, as the model reads them.
+
+        Table streams are read as DataFrames and encoded (``encode``); others as arrays.
+        """
+        if encode is None:
+            return np.asarray(stream.sample(COMPLEXITY_FIT_SAMPLES, seed=seed, as_frame=False))
+        return encode(stream.sample(COMPLEXITY_FIT_SAMPLES, seed=seed, as_frame=True))
 
     def _too_few_error(self, n: int) -> InvalidInputError:
         return InvalidInputError(
@@ -684,7 +697,7 @@ verbose, random_state
             raise ValueError(f"score_type_='distance' does not apply to arch_={self.arch_!r}")
         width = self.latent_dim + len(self.table_schema_.numeric)
         shapes = {"distance_location_": (width,), "distance_precision_": (width, width)}
-        shapes["distance_scaling_"] = (2, 2)
+        shapes["distance_scaling_"] = (2, 3)
         for name in DISTANCE_STATE:
             values = persistence.check_array(arrays, name, shapes[name]).astype(np.float64)
             if not np.isfinite(values).all():

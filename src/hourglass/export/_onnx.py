@@ -227,8 +227,9 @@ class _TableScoring(nn.Module):
         codes = self.network.encode(packed)
         if self.distance:
             n_numeric = scaled.shape[1]
-            logs = distance_log_terms(codes, packed[:, :n_numeric], self.location, self.precision)
-            score = standardised_distance(logs, self.scaling, n_numeric)
+            numbers = packed[:, :n_numeric]  # numeric columns only: no category losses
+            logs = distance_log_terms(codes, numbers, None, self.location, self.precision)
+            score = standardised_distance(logs, self.scaling, n_numeric, 0)
         else:
             score = self.network.row_scores(packed).to(torch.float64)  # (batch,)
         predicted = self.network.decode_logits(codes)  # (batch, n_numeric)

@@ -49,26 +49,39 @@ MIN_SPREAD = 1e-12
 
 
 def distance_log_terms(
-    codes: torch.Tensor, numbers: torch.Tensor, location: torch.Tensor, precision: torch.Tensor
+    codes: torch.Tensor,
+    numbers: torch.Tensor,
+    category_losses: torch.Tensor | None,
+    location: torch.Tensor,
+    precision: torch.Tensor,
 ) -> torch.Tensor:
-    """Per row, in float64: log Mahalanobis distance of [code | numbers], log mean |number|.
+    """The three terms of the distance score, per row, as logarithms (float64).
 
-    ``numbers`` are the row's scaled numeric values (0 where missing); the
-    exported ONNX graph computes the same function.
+    1. the Mahalanobis distance of [code | numbers] (``location``, ``precision``);
+    2. the mean absolute value of the numbers (``numbers``: scaled, 0 where missing);
+    3. the mean loss of the categorical columns (``category_losses``: the
+       model's cross-entropy of each row's categories, 0 where missing).
+
+    A term a table has no columns for is 0. The exported ONNX graph computes
+    the same function.
     """
     numbers = numbers.to(torch.float64)
     centred = torch.cat([codes.to(torch.float64), numbers], dim=1) - location
     distance = ((centred @ precision) * centred).sum(dim=1).clamp_min(0.0).sqrt()
     spread = numbers.abs().mean(dim=1) if numbers.shape[1] else torch.zeros_like(distance)
-    return torch.log(torch.stack([distance, spread], dim=1) + LOG_FLOOR)
+    surprise = torch.zeros_like(distance)
+    if category_losses is not None and category_losses.shape[1]:
+        surprise = category_losses.to(torch.float64).mean(dim=1)
+    return torch.log(torch.stack([distance, spread, surprise], dim=1) + LOG_FLOOR)
 
 
 def standardised_distance(
-    logs: torch.Tensor, scaling: torch.Tensor, n_numeric: int
+    logs: torch.Tensor, scaling: torch.Tensor, n_numeric: int, n_categorical: int
 ) -> torch.Tensor:
-    """The distance score from :func:`distance_log_terms`: the larger robust z-score."""
+    """The distance score: the largest robust z-score among the terms the table has."""
     standardised = (logs - scaling[0]) / scaling[1]
-    return standardised.amax(dim=1) if n_numeric else standardised[:, 0]
+    used = [0] + ([1] if n_numeric else []) + ([2] if n_categorical else [])
+    return standardised[:, used].amax(dim=1) if len(used) > 1 else standardised[:, 0]
 
 
 def has_non_numeric_columns(X: Any) -> bool:
@@ -318,18 +331,24 @@ class TabularFamily(Family):
         self, estimator: BaseAutoencoder, values: NDArray[Any], *, standardised: bool = False
     ) -> NDArray[np.float64]:
         """Per row, :func:`distance_log_terms`; with ``standardised``, the distance score."""
-        p = len(estimator.table_schema_.numeric)
+        schema = estimator.table_schema_
+        p, c = len(schema.numeric), len(schema.categorical)
         location = torch.from_numpy(estimator.distance_location_)
         precision = torch.from_numpy(estimator.distance_precision_)
         scaling = torch.from_numpy(estimator.distance_scaling_) if standardised else None
 
         def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
+            category_losses = module.column_losses(x)[:, p:] if c else None
             logs = distance_log_terms(
-                module.encode(x), x[:, :p], location.to(x.device), precision.to(x.device)
+                module.encode(x),
+                x[:, :p],
+                category_losses,
+                location.to(x.device),
+                precision.to(x.device),
             )
             if scaling is None:
                 return logs
-            return standardised_distance(logs, scaling.to(x.device), p)
+            return standardised_distance(logs, scaling.to(x.device), p, c)
 
         out: NDArray[np.float64] = estimator._map_batches(values, run).numpy()
         return out
@@ -337,16 +356,18 @@ class TabularFamily(Family):
     def distance_scores(
         self, estimator: BaseAutoencoder, values: NDArray[Any]
     ) -> NDArray[np.float64]:
-        """The larger of two robust z-scores of prepared rows (higher: more abnormal).
+        """The largest of up to three robust z-scores of prepared rows (higher: more abnormal).
 
         1. The Mahalanobis distance of the row's code and scaled numbers from
            the training rows' (their typical co-variation: a row whose code or
            numbers combine unusually is far);
         2. the mean absolute scaled value of its numbers (a row with extreme
-           values, whatever their combination).
+           values, whatever their combination), for tables with numbers;
+        3. the mean loss of its categorical columns (a row with a rare or
+           never-seen category), for tables with categories.
 
         Each term's logarithm is centred on its training median and divided by
-        its interquartile range; tables without numeric columns use the first.
+        its interquartile range (see :func:`distance_log_terms`).
         """
         return self._log_terms(estimator, values, standardised=True)
 
