@@ -248,8 +248,9 @@ class TableSchema:
         self.check_columns(frame)
         frame = frame.rename(columns=str)
         n = len(frame)
-        scaled = np.empty((n, len(self.numeric)), dtype=np.float64)
-        present = np.empty((n, len(self.numeric)), dtype=bool)
+        # Column-major: each column below is written in one contiguous pass.
+        scaled = np.empty((n, len(self.numeric)), dtype=np.float64, order="F")
+        present = np.empty((n, len(self.numeric)), dtype=bool, order="F")
         for j, (name, median, scale) in enumerate(
             zip(self.numeric, self.medians, self.scales, strict=True)
         ):
