@@ -45,7 +45,7 @@ def hourglass_scorer(arch: str, epochs: int) -> Scorer:
         detector = AutoencoderOutlierDetector(
             arch=arch, epochs=epochs, random_state=seed, verbose=0
         ).fit(train)
-        return detector.reconstruction_error(test)
+        return detector.outlier_score(test)  # what the detector thresholds
 
     return score
 

@@ -11,6 +11,7 @@ from typing import Any
 from hourglass import distributed
 from hourglass.cli._common import add_data_arguments, read_input
 from hourglass.estimators import AutoencoderOutlierDetector
+from hourglass.estimators.outlier import SCORE_TYPES
 from hourglass.exceptions import InvalidInputError
 from hourglass.families import ARCHITECTURES
 from hourglass.nn.noise import NOISE_KINDS
@@ -200,10 +201,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "score_type",
         "threshold",
-        "the outlier score: the reconstruction error, or (images) the error corrected for "
-        "image complexity, which also catches simple outliers (default: auto = complexity for "
-        "images unless --threshold is given)",
-        choices=["auto", "error", "complexity"],
+        "the outlier score: the reconstruction error; (images) the error corrected for "
+        "image complexity, which also catches simple outliers; or (tables) the distance from "
+        "the training rows (default: auto = complexity for images, distance for tables, "
+        "unless --threshold is given)",
+        choices=list(SCORE_TYPES),
     ),
 )
 
