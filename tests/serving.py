@@ -56,7 +56,7 @@ def running_server(model_dir: Path, log: Path, *options: str) -> Iterator[Server
     reader.start()
     try:
         port = None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # generous: workers import torch on a busy machine
         while port is None and time.monotonic() < deadline and process.poll() is None:
             found = [re.search(r"http://127\.0\.0\.1:(\d+)", line) for line in lines]
             port = next((int(m.group(1)) for m in found if m), None)
@@ -64,14 +64,16 @@ def running_server(model_dir: Path, log: Path, *options: str) -> Iterator[Server
         if port is None:
             raise RuntimeError(f"hourglass serve did not start: {log.read_text()[-2000:]}")
         server = Server(process, port, log)
-        while time.monotonic() < deadline:
+        healthy = False
+        while not healthy and time.monotonic() < deadline and process.poll() is None:
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(server.url + "/health", timeout=5) as response,
             ):
-                if response.status == 200:
-                    break
+                healthy = response.status == 200
             time.sleep(0.05)
+        if not healthy:
+            raise RuntimeError(f"hourglass serve never answered /health: {log.read_text()[-2000:]}")
         yield server
     finally:
         if process.poll() is None:

@@ -164,6 +164,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
 
+#: Connections the socket holds before a worker accepts them (uvicorn's default).
+LISTEN_BACKLOG = 2048
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket on ``host:port`` (port 0: any free port)."""
     try:
@@ -181,6 +185,9 @@ def _bind(host: str, port: int) -> socket.socket:
             f"Cannot listen on {host}:{port}: {error.strerror}. Choose another --port (0 picks "
             "a free one) or stop what is using it."
         ) from None
+    # Listening from here on: connections made while the workers start wait in the
+    # backlog instead of being refused (the workers listen again with their own backlog).
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
