@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from hourglass.estimators._streaming import StreamInput
     from hourglass.nn import ReconstructionModule
 
-__all__ = ["SMALL_INFERENCE_BLOCK_ROWS", "ConvFamily", "check_images"]
+__all__ = ["SMALL_INFERENCE_BLOCK_ROWS", "ConvFamily", "ConvolutionalImages", "check_images"]
 
 #: Rows per inference block for convolutional (and recurrent) networks, whose large
 #: intermediate tensors stay in cache in small blocks (conv: as fast at 64 rows as at
@@ -35,12 +35,8 @@ def check_images(family_name: str, input_shape: tuple[int, ...]) -> None:
         )
 
 
-class ConvFamily(ArrayFamily):
-    """Strided convolutions down to a code and transposed convolutions back up."""
-
-    name: ClassVar[str] = "conv"
-    takes_invariance: ClassVar[bool] = True
-    exports_onnx: ClassVar[bool] = True
+class ConvolutionalImages(ArrayFamily):
+    """What families with a convolutional body share: images only, in small blocks."""
 
     def check_fit(self, estimator: BaseAutoencoder, prepared: PreparedInput | StreamInput) -> None:
         super().check_fit(estimator, prepared)
@@ -51,6 +47,14 @@ class ConvFamily(ArrayFamily):
 
     def inference_block_rows(self, input_shape: tuple[int, ...]) -> int:
         return SMALL_INFERENCE_BLOCK_ROWS
+
+
+class ConvFamily(ConvolutionalImages):
+    """Strided convolutions down to a code and transposed convolutions back up."""
+
+    name: ClassVar[str] = "conv"
+    takes_invariance: ClassVar[bool] = True
+    exports_onnx: ClassVar[bool] = True
 
     def build_module(
         self, estimator: BaseAutoencoder, generator: torch.Generator

@@ -13,7 +13,7 @@ import torch
 from numpy.typing import NDArray
 
 from hourglass.families._arrays import ArrayFamily, clip_to_training_range
-from hourglass.families.conv import SMALL_INFERENCE_BLOCK_ROWS, check_images, conv_body
+from hourglass.families.conv import ConvolutionalImages, conv_body
 from hourglass.nn import DenseAutoencoder, DenseConfig, VariationalAutoencoder
 from hourglass.nn.variational import gaussian_kl
 from hourglass.scoring import per_sample_error
@@ -21,8 +21,6 @@ from hourglass.threads import num_threads
 
 if TYPE_CHECKING:
     from hourglass.estimators._base import BaseAutoencoder
-    from hourglass.estimators._input import PreparedInput
-    from hourglass.estimators._streaming import StreamInput
     from hourglass.nn import ReconstructionModule
 
 __all__ = ["ConvVariationalFamily", "DenseVariationalFamily", "VariationalFamily"]
@@ -124,20 +122,10 @@ class DenseVariationalFamily(VariationalFamily):
         )
 
 
-class ConvVariationalFamily(VariationalFamily):
+class ConvVariationalFamily(ConvolutionalImages, VariationalFamily):
     """A convolutional body with :data:`CONV_VAE_FEATURES` features under the Gaussian head."""
 
     name: ClassVar[str] = "conv_vae"
-
-    def check_fit(self, estimator: BaseAutoencoder, prepared: PreparedInput | StreamInput) -> None:
-        super().check_fit(estimator, prepared)
-        check_images(self.name, estimator.input_shape_)
-
-    def input_kind(self, input_shape: tuple[int, ...]) -> str:
-        return "images"
-
-    def inference_block_rows(self, input_shape: tuple[int, ...]) -> int:
-        return SMALL_INFERENCE_BLOCK_ROWS
 
     def body(self, estimator: BaseAutoencoder, generator: torch.Generator) -> ReconstructionModule:
         return conv_body(estimator, generator, CONV_VAE_FEATURES)
