@@ -412,7 +412,7 @@ def result_columns(
         Reconstruction errors (the higher, the more abnormal).
     scores : ndarray of shape (n,)
         Outlier scores, what the threshold applies to: the errors, or the
-        errors corrected for image complexity.
+        score the detector's ``score_type_`` names.
     threshold : float
         Scores above it are outliers.
     calibration_scores : array-like of shape (m,)

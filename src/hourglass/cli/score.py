@@ -28,10 +28,7 @@ from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.estimators._streaming import takes_frames
 from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.scoring import (
-    result_column_names,
-    result_columns,
     rule_threshold,
-    take_rows,
     threshold_rule,
 )
 
@@ -148,18 +145,8 @@ def _score_rows(
     """The scores table of the samples ``X`` (numbered from ``first_index``)."""
     # scores: what thresholds are about (the errors, or the score_type_'s scores)
     errors, scores = errors_and_scores or detector.errors_and_scores(X)
-    names = result_column_names(
-        outlier_score=detector.score_type_ != "error",
-        p_value=detector.n_calibration_ > 0,
-        top_columns=detector.family_.explains,
-    )
-    results = result_columns(
-        errors,
-        scores,
-        threshold=threshold,
-        calibration_scores=detector.calibration_scores_,
-        columns=names,
-        explain=lambda rows: detector.explain(take_rows(X, rows)),
+    results = detector._result_columns(
+        X, errors, scores, threshold=threshold, columns=detector._default_result_columns()
     )
     index = np.arange(first_index, first_index + errors.size)
     return pd.DataFrame({"index": index, **results})

@@ -31,7 +31,7 @@ from hourglass.dask._worker import (
 from hourglass.data.files import read_data as read_file
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import DatasetError, InvalidInputError, InvalidParameterError
-from hourglass.scoring import result_column_names, rule_threshold, threshold_rule
+from hourglass.scoring import rule_threshold, threshold_rule
 
 __all__ = ["read_data", "score"]
 
@@ -45,11 +45,7 @@ def _result_columns(
     """The result columns to compute: those requested (checked), or the model's defaults."""
     explains = detector.family_.explains
     if requested is None:  # what hourglass score writes
-        return result_column_names(
-            outlier_score=detector.score_type_ != "error",
-            p_value=detector.n_calibration_ > 0,
-            top_columns=explains and table,
-        )
+        return detector._default_result_columns(table=table)
     if isinstance(requested, str):
         requested = [requested]
     names = list(requested)

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from hourglass import persistence
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.exceptions import ModelFileError
-from hourglass.scoring import RESULT_COLUMNS, TOP_COLUMNS, result_columns, take_rows
+from hourglass.scoring import RESULT_COLUMNS, TOP_COLUMNS
 from hourglass.scoring import RESULT_DTYPES as COLUMN_DTYPES
 
 __all__ = [
@@ -159,14 +159,7 @@ def _results(
         errors = scores = np.empty(0, dtype=np.float64)
     else:
         errors, scores = detector.errors_and_scores(data)  # scores: what thresholds are about
-    return result_columns(
-        errors,
-        scores,
-        threshold=threshold,
-        calibration_scores=detector.calibration_scores_,
-        columns=columns,
-        explain=lambda rows: detector.explain(take_rows(data, rows)),
-    )
+    return detector._result_columns(data, errors, scores, threshold=threshold, columns=columns)
 
 
 def score_block(

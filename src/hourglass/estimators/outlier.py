@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from numbers import Real
 from typing import Any, ClassVar
@@ -34,7 +34,10 @@ from hourglass.scoring import (
     ERROR_METRICS,
     THRESHOLD_CONSTRAINTS,
     conformal_p_values,
+    result_column_names,
+    result_columns,
     rule_threshold,
+    take_rows,
     threshold_rule,
 )
 
@@ -518,6 +521,33 @@ verbose, random_state
         if self.score_type_ == "complexity":
             return corrected_scores(errors, self._complexity(values), self.complexity_coef_)
         return errors
+
+    def _default_result_columns(self, *, table: bool = True) -> tuple[str, ...]:
+        """The results ``hourglass score`` writes for this model (``table``: data are a table)."""
+        return result_column_names(
+            outlier_score=self.score_type_ != "error",
+            p_value=self.n_calibration_ > 0,
+            top_columns=self.family_.explains and table,
+        )
+
+    def _result_columns(
+        self,
+        X: Any,
+        errors: NDArray[np.float64],
+        scores: NDArray[np.float64],
+        *,
+        threshold: float,
+        columns: Sequence[str],
+    ) -> dict[str, Any]:
+        """The ``columns`` of :func:`hourglass.scoring.result_columns` for the samples ``X``."""
+        return result_columns(
+            errors,
+            scores,
+            threshold=threshold,
+            calibration_scores=self.calibration_scores_,
+            columns=columns,
+            explain=lambda rows: self.explain(take_rows(X, rows)),
+        )
 
     @property
     def score_name_(self) -> str:
