@@ -338,9 +338,10 @@ class TabularFamily(Family):
         scaling = torch.from_numpy(estimator.distance_scaling_) if standardised else None
 
         def run(module: TabularAutoencoder, x: torch.Tensor) -> torch.Tensor:
-            category_losses = module.column_losses(x)[:, p:] if c else None
+            codes = module.encode(x)
+            category_losses = module.column_losses(x, codes)[:, p:] if c else None
             logs = distance_log_terms(
-                module.encode(x),
+                codes,
                 x[:, :p],
                 category_losses,
                 location.to(x.device),

@@ -120,17 +120,20 @@ class TabularAutoencoder(ReconstructionModule):
         out: torch.Tensor = self.decoder(z)
         return out
 
-    def column_losses(self, x: torch.Tensor) -> torch.Tensor:
+    def column_losses(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """Loss of every column of every row, ``(batch, n_numeric + n_categorical)``.
 
         Missing entries cost 0. Numeric: Huber error in robust-scaled units.
-        Categorical: cross-entropy of the true code.
+        Categorical: cross-entropy of the true code. ``z``: the rows' codes,
+        when the caller has them already (``encode(x)``).
         """
-        return self._losses_and_outputs(x)[0]
+        return self._losses_and_outputs(x, z)[0]
 
-    def _losses_and_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _losses_and_outputs(
+        self, x: torch.Tensor, z: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         numeric, present, codes = self._split(x)
-        out = self.decode_logits(self.encode(x))
+        out = self.decode_logits(self.encode(x) if z is None else z)
         p = self.config.n_numeric
         losses = [F.huber_loss(out[:, :p], numeric, reduction="none") * present]
         start = p
