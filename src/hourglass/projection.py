@@ -18,8 +18,6 @@ def project_2d(
 ) -> NDArray[np.float64]:
     """Project codes ``(n, d)`` to ``(n, 2)``: PCA (default) or UMAP.
 
-    UMAP needs the optional extra: ``pip install "hourglass[umap]"``.
-
     Examples
     --------
     >>> project_2d(np.eye(3)).shape
@@ -41,13 +39,8 @@ def project_2d(
             ).fit_transform(values)
         return projected
     if method == "umap":
-        try:
-            import umap  # type: ignore[import-not-found, import-untyped, unused-ignore]
-        except ImportError:
-            raise HourglassError(
-                'method="umap" needs the umap-learn package: pip install "hourglass[umap]", '
-                'or use method="pca".'
-            ) from None
+        import umap
+
         reducer = umap.UMAP(n_components=2, random_state=random_state)
         return np.asarray(reducer.fit_transform(values), dtype=np.float64)
     raise HourglassError(f"Unknown projection {method!r}; expected one of {list(PROJECTIONS)}.")

@@ -678,7 +678,6 @@ FOREIGN_CLASSES = [
     "torch.load",
     "BaseAutoencoder",
     "BaseEstimator",
-    "AutoencoderClusterer",
     "TransformerMixin",
     "persistence",
     "__class__",

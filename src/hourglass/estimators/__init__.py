@@ -18,6 +18,7 @@ __all__ = ["Autoencoder", "AutoencoderClusterer", "AutoencoderOutlierDetector", 
 
 _CLASSES: dict[str, Any] = {
     "Autoencoder": Autoencoder,
+    "AutoencoderClusterer": AutoencoderClusterer,
     "AutoencoderOutlierDetector": AutoencoderOutlierDetector,
 }
 
@@ -34,7 +35,7 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
 
     Returns
     -------
-    Autoencoder or AutoencoderOutlierDetector
+    Autoencoder, AutoencoderOutlierDetector or AutoencoderClusterer
         The fitted estimator.
     """
     from hourglass import persistence

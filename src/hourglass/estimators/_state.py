@@ -27,7 +27,14 @@ from hourglass.families import ARCHITECTURES, FAMILY_BEFORE_ARCH_WAS_SAVED, get_
 if TYPE_CHECKING:
     from hourglass.estimators._base import BaseAutoencoder
 
-__all__ = ["fitted_state", "load_estimator", "restore_fitted_state", "save_estimator"]
+__all__ = [
+    "estimator_contents",
+    "estimator_from_file",
+    "fitted_state",
+    "load_estimator",
+    "restore_fitted_state",
+    "save_estimator",
+]
 
 Estimator = TypeVar("Estimator", bound="BaseAutoencoder")
 
@@ -126,8 +133,10 @@ def _restore_history(estimator: BaseAutoencoder, state: dict[str, Any]) -> None:
     estimator.fit_time_ = persistence.check_real(state["fit_time_"], "fit_time_")
 
 
-def save_estimator(estimator: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` for a fitted estimator (atomically)."""
+def estimator_contents(
+    estimator: BaseAutoencoder,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, torch.Tensor]]:
+    """A fitted estimator's parameters, fitted state and tensors, as a model file holds them."""
     estimator._check_fitted()
     state, arrays = estimator._fitted_state()
     module = estimator.module_
@@ -135,12 +144,14 @@ def save_estimator(estimator: BaseAutoencoder, path: str | os.PathLike[str]) -> 
     tensors.update(
         {f"state.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
     )
+    return persistence.json_params(estimator.get_params(deep=False)), state, tensors
+
+
+def save_estimator(estimator: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` for a fitted estimator (atomically)."""
+    params, state, tensors = estimator_contents(estimator)
     return persistence.write_model_dir(
-        path,
-        class_name=type(estimator).__name__,
-        params=persistence.json_params(estimator.get_params(deep=False)),
-        state=state,
-        tensors=tensors,
+        path, class_name=type(estimator).__name__, params=params, state=state, tensors=tensors
     )
 
 
@@ -175,7 +186,16 @@ def load_estimator(
     cls: type[Estimator], path: str | os.PathLike[str], device: str | None
 ) -> Estimator:
     """An estimator of class ``cls`` read from the model directory ``path``."""
-    model = persistence.read_model_dir(path)
+    return estimator_from_file(cls, persistence.read_model_dir(path), path, device)
+
+
+def estimator_from_file(
+    cls: type[Estimator],
+    model: persistence.ModelFile,
+    path: str | os.PathLike[str],
+    device: str | None,
+) -> Estimator:
+    """An estimator of class ``cls`` built from a model file's content (read from ``path``)."""
     if model.class_name != cls.__name__:
         raise ModelFileError(
             f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load "

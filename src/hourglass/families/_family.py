@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from hourglass.estimators._streaming import StreamInput
     from hourglass.nn import ReconstructionModule
 
-__all__ = ["INPUT_KINDS", "Family", "unsupported"]
+__all__ = ["INPUT_KINDS", "ClusteringRecipe", "Family", "unsupported"]
 
 #: What a model takes, as the service, the exporter and reports describe it.
 INPUT_KINDS = ("images", "vectors", "table", "texts")
@@ -40,6 +41,24 @@ INFERENCE_BLOCK_VALUES = 2**18
 #: columns would get 4,096-row blocks from INFERENCE_BLOCK_VALUES alone, which cut the
 #: scoring service's single-row throughput from 1,152 to 193 requests/s (measured).
 MAX_INFERENCE_BLOCK_ROWS = 512
+
+
+@dataclass(frozen=True)
+class ClusteringRecipe:
+    """How :class:`~hourglass.AutoencoderClusterer` clusters a family's data by default.
+
+    Attributes
+    ----------
+    autoencoder : dict or None
+        Parameters of the :class:`~hourglass.Autoencoder` whose codes are
+        clustered; ``None`` clusters the data's own columns
+        (:class:`hourglass.tabular.ColumnFeatures`) without an autoencoder.
+    n_neighbors : int
+        Neighbours of each point in the manifold step (UMAP's ``n_neighbors``).
+    """
+
+    autoencoder: dict[str, Any] | None = field(default_factory=dict)
+    n_neighbors: int = 30
 
 
 def _next_power_of_two(n: int) -> int:
@@ -83,6 +102,13 @@ class Family:
 
     def __repr__(self) -> str:
         return f"<hourglass family {self.name!r}>"
+
+    def clustering_recipe(self, n_samples: int) -> ClusteringRecipe:
+        """What clustering ``n_samples`` samples of this family's data uses by default.
+
+        The default: the codes of this family's default autoencoder, 30 neighbours.
+        """
+        return ClusteringRecipe()
 
     # ----------------------------------------------------------------- input
 

@@ -1,0 +1,216 @@
+"""The steps of clustering that are the same for every kind of data.
+
+:class:`~hourglass.AutoencoderClusterer` turns samples into features (an
+autoencoder's codes, or a table's scaled columns), then:
+
+1. **a manifold step**, :func:`manifold_embedding`: UMAP to
+   :data:`MANIFOLD_COMPONENTS` dimensions with ``min_dist=0``, which packs
+   each dense region of the features into a compact blob;
+2. **a partition** of that embedding, :func:`partition`: a Gaussian mixture
+   with full covariances (or k-means), with k given or chosen by
+   :func:`choose_k` (the highest silhouette);
+3. **labels for new samples**, :class:`NeighbourVote`: a distance-weighted
+   vote of the :data:`VOTE_NEIGHBORS` nearest training samples in feature
+   space. A training sample is its own nearest neighbour, at distance 0, so
+   new data labels the training samples exactly as fitting did, and no UMAP
+   model has to be kept (UMAP models can only be pickled).
+
+On the MNIST split (fit on 8,000 images, evaluate on 2,000) the invariant
+convolutional codes reach 0.75 accuracy with k-means alone, 0.86 with a
+spectral embedding in place of UMAP, and 0.925 with UMAP and the mixture.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+from sklearn import config_context
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
+from tqdm import tqdm
+
+from hourglass.exceptions import InvalidInputError
+
+__all__ = [
+    "MANIFOLD_COMPONENTS",
+    "METHODS",
+    "SILHOUETTE_SAMPLE",
+    "VOTE_NEIGHBORS",
+    "NeighbourVote",
+    "choose_k",
+    "clustering_accuracy",
+    "manifold_applies",
+    "manifold_embedding",
+    "partition",
+]
+
+#: Dimensions of the manifold embedding the partition is fitted on.
+MANIFOLD_COMPONENTS = 5
+#: Training samples whose vote labels a new sample.
+VOTE_NEIGHBORS = 10
+#: Samples the silhouette of each k is computed on (bounds its quadratic cost).
+SILHOUETTE_SAMPLE = 5000
+#: The partitions of the embedding.
+METHODS = ("gmm", "kmeans")
+
+
+def manifold_applies(n_samples: int, n_neighbors: int) -> bool:
+    """Whether there are enough samples for a neighbourhood graph of ``n_neighbors``.
+
+    With fewer than twice as many samples as neighbours every sample neighbours
+    most others, and the features are partitioned as they are.
+    """
+    return n_samples > 2 * n_neighbors
+
+
+def manifold_embedding(
+    features: NDArray[np.float32], n_neighbors: int, random_state: int
+) -> NDArray[np.float32]:
+    """UMAP embedding of ``features`` in :data:`MANIFOLD_COMPONENTS` dimensions.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+        Codes or scaled columns.
+    n_neighbors : int
+        Size of each sample's neighbourhood: larger keeps more global structure.
+    random_state : int
+        Makes the embedding reproducible (UMAP then runs on one thread).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, MANIFOLD_COMPONENTS), float32
+    """
+    import umap  # imported here: with numba it takes seconds
+
+    reducer = umap.UMAP(
+        n_components=MANIFOLD_COMPONENTS,
+        n_neighbors=min(n_neighbors, len(features) - 1),
+        min_dist=0.0,
+        random_state=random_state,
+    )
+    with warnings.catch_warnings():
+        # "n_jobs value 1 overridden to 1 by setting random_state": the price of
+        # reproducibility, which is the point.
+        warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+        embedding = reducer.fit_transform(np.asarray(features, dtype=np.float32))
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _model(method: str, k: int, random_state: int) -> GaussianMixture | KMeans:
+    if method == "gmm":
+        return GaussianMixture(n_components=k, covariance_type="full", random_state=random_state)
+    return KMeans(n_clusters=k, n_init=10, random_state=random_state)
+
+
+def partition(
+    points: NDArray[np.float32], k: int, method: str, random_state: int
+) -> tuple[NDArray[np.int64], int]:
+    """Labels 0 to k' - 1 of ``points`` split in ``k`` groups, and k'.
+
+    A mixture component that ends up with no point is dropped, and the labels
+    are renumbered so that every label from 0 to k' - 1 has points (k' <= k).
+    """
+    with config_context(array_api_dispatch=False):  # NumPy in, NumPy out
+        raw = _model(method, k, random_state).fit(points).predict(points)
+    used, labels = np.unique(raw, return_inverse=True)
+    return labels.astype(np.int64).reshape(-1), int(used.size)
+
+
+def choose_k(
+    points: NDArray[np.float32],
+    method: str,
+    max_clusters: int,
+    random_state: int,
+    *,
+    verbose: int = 0,
+) -> tuple[int, dict[int, float]]:
+    """The k from 2 to ``max_clusters`` whose partition has the highest silhouette.
+
+    The silhouette compares each point's distance to its own group with its
+    distance to the nearest other group (from -1 to 1, higher is better). It is
+    computed on ``points``, on at most :data:`SILHOUETTE_SAMPLE` of them. The
+    mixture's BIC, the usual criterion for mixtures, is no use on a UMAP
+    embedding: it packs points so tightly that more components always raise the
+    likelihood, and BIC picked the largest k on every MNIST run.
+
+    Returns
+    -------
+    k : int
+    selection : dict of int to float
+        The silhouette of every k tried.
+    """
+    n = points.shape[0]
+    upper = min(int(max_clusters), n - 1)
+    if upper < 2:
+        raise InvalidInputError(
+            f"n_clusters='auto' needs at least 3 samples to compare clusterings; got {n}."
+        )
+    sample = points
+    if n > SILHOUETTE_SAMPLE:
+        rows = np.random.default_rng(random_state).choice(n, SILHOUETTE_SAMPLE, replace=False)
+        sample = points[rows]
+    selection: dict[int, float] = {}
+    for k in tqdm(range(2, upper + 1), desc="choosing k", disable=not verbose):
+        with config_context(array_api_dispatch=False):
+            labels = _model(method, k, random_state).fit(points).predict(sample)
+        if not 1 < len(np.unique(labels)) < len(sample):
+            selection[k] = -1.0
+            continue
+        selection[k] = float(silhouette_score(sample, labels))
+    return max(selection, key=selection.__getitem__), selection
+
+
+class NeighbourVote:
+    """Labels of new samples: a distance-weighted vote of their nearest training samples.
+
+    A sample identical to a training sample (distance 0) takes that sample's label.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_samples, n_features)
+        The training samples' features.
+    labels : ndarray of shape (n_samples,)
+        Their clusters.
+    """
+
+    def __init__(self, features: NDArray[np.float32], labels: NDArray[np.int64]) -> None:
+        self.features = np.ascontiguousarray(features, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        neighbours = min(VOTE_NEIGHBORS, len(self.labels))
+        self._vote = KNeighborsClassifier(neighbours, weights="distance")
+        self._vote.fit(self.features, self.labels)
+
+    def predict(self, features: NDArray[np.float32]) -> NDArray[np.int64]:
+        """The cluster of each row of ``features``."""
+        labels = self._vote.predict(np.asarray(features, dtype=np.float32))
+        return np.asarray(labels, dtype=np.int64)
+
+
+def clustering_accuracy(labels: Any, clusters: Any) -> float:
+    """Fraction of samples whose cluster maps to their label under the best matching.
+
+    Each cluster is matched to at most one label (the Hungarian algorithm);
+    the usual accuracy of clustering benchmarks.
+
+    Examples
+    --------
+    >>> clustering_accuracy([0, 0, 1, 1, 2], [1, 1, 0, 0, 0])
+    0.8
+    """
+    labels = np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1)
+    clusters = np.unique(np.asarray(clusters), return_inverse=True)[1].reshape(-1)
+    if labels.size != clusters.size:
+        raise InvalidInputError(
+            f"labels and clusters differ in length ({labels.size} and {clusters.size})."
+        )
+    counts = np.zeros((clusters.max() + 1, labels.max() + 1), dtype=np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    rows, columns = linear_sum_assignment(-counts)
+    return float(counts[rows, columns].sum() / labels.size)

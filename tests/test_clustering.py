@@ -1,0 +1,74 @@
+"""The shared steps of clustering: embedding, partition, choice of k, vote, accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hourglass import clustering
+from hourglass.exceptions import InvalidInputError
+
+
+def _groups(sizes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 5, (len(sizes), 8))
+    points = np.concatenate(
+        [c + rng.normal(0, 0.2, (n, 8)) for c, n in zip(centres, sizes, strict=True)]
+    )
+    return points.astype(np.float32), np.repeat(np.arange(len(sizes)), sizes)
+
+
+def test_the_embedding_keeps_groups_apart_and_is_reproducible() -> None:
+    points, truth = _groups([60, 60, 60])
+    embedding = clustering.manifold_embedding(points, 15, random_state=0)
+    assert embedding.shape == (180, clustering.MANIFOLD_COMPONENTS)
+    assert embedding.dtype == np.float32
+    np.testing.assert_array_equal(embedding, clustering.manifold_embedding(points, 15, 0))
+    labels, k = clustering.partition(embedding, 3, "gmm", random_state=0)
+    assert k == 3
+    assert clustering.clustering_accuracy(truth, labels) == 1.0
+
+
+def test_the_manifold_step_needs_more_samples_than_twice_the_neighbours() -> None:
+    assert not clustering.manifold_applies(60, 30)
+    assert clustering.manifold_applies(61, 30)
+
+
+@pytest.mark.parametrize("method", clustering.METHODS)
+def test_labels_are_consecutive_even_when_a_component_is_left_empty(method: str) -> None:
+    points = np.repeat(np.eye(2, dtype=np.float32), 10, axis=0)  # two distinct points
+    labels, k = clustering.partition(points, 5, method, random_state=0)
+    assert k == len(np.unique(labels))
+    np.testing.assert_array_equal(np.unique(labels), np.arange(k))
+
+
+@pytest.mark.parametrize("method", clustering.METHODS)
+def test_choose_k_keeps_the_highest_silhouette(method: str) -> None:
+    points, _ = _groups([40, 40, 40, 40, 40], seed=1)
+    k, selection = clustering.choose_k(points, method, 8, random_state=0)
+    assert k == 5
+    assert sorted(selection) == list(range(2, 9))
+    assert selection[5] == max(selection.values())
+
+
+def test_choose_k_needs_three_samples() -> None:
+    with pytest.raises(InvalidInputError, match="at least 3 samples"):
+        clustering.choose_k(np.zeros((2, 3), np.float32), "gmm", 10, random_state=0)
+
+
+def test_the_vote_gives_training_samples_their_own_cluster() -> None:
+    points, truth = _groups([30, 30], seed=2)
+    labels = truth.copy()
+    labels[0] = 1  # a training sample that disagrees with its neighbours keeps its label
+    vote = clustering.NeighbourVote(points, labels)
+    np.testing.assert_array_equal(vote.predict(points), labels)
+    nearby = points[:5] + 0.01
+    np.testing.assert_array_equal(vote.predict(nearby[1:]), [0, 0, 0, 0])
+
+
+def test_clustering_accuracy_matches_clusters_to_labels_one_to_one() -> None:
+    assert clustering.clustering_accuracy([0, 0, 1, 1], [5, 5, 7, 7]) == 1.0
+    assert clustering.clustering_accuracy([0, 0, 0, 0], [0, 0, 1, 1]) == 0.5
+    assert clustering.clustering_accuracy(["a", "b", "c"], [0, 0, 0]) == pytest.approx(1 / 3)
+    with pytest.raises(InvalidInputError, match="differ in length"):
+        clustering.clustering_accuracy([0, 1], [0])
