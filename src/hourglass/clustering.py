@@ -7,8 +7,9 @@ autoencoder's codes, or a table's scaled columns), then:
    :data:`MANIFOLD_COMPONENTS` dimensions with ``min_dist=0``, which packs
    each dense region of the features into a compact blob;
 2. **a partition** of that embedding, :func:`partition`: a Gaussian mixture
-   with full covariances (or k-means), with k given or chosen by
-   :func:`choose_k` (the highest silhouette);
+   with full covariances (or k-means), the most typical of several fitted from
+   different seeds, with k given or chosen by :func:`choose_k` (the highest
+   silhouette);
 3. **labels for new samples**, :class:`NeighbourVote`: a distance-weighted
    vote of the :data:`VOTE_NEIGHBORS` nearest training samples in feature
    space. A training sample is its own nearest neighbour, at distance 0, so
@@ -22,6 +23,7 @@ spectral embedding in place of UMAP, and 0.925 with UMAP and the mixture.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
@@ -30,7 +32,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 from sklearn import config_context
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 from tqdm import tqdm
@@ -40,6 +42,7 @@ from hourglass.exceptions import InvalidInputError
 __all__ = [
     "MANIFOLD_COMPONENTS",
     "METHODS",
+    "PARTITION_RESTARTS",
     "SILHOUETTE_SAMPLE",
     "VOTE_NEIGHBORS",
     "NeighbourVote",
@@ -58,6 +61,10 @@ VOTE_NEIGHBORS = 10
 SILHOUETTE_SAMPLE = 5000
 #: The partitions of the embedding.
 METHODS = ("gmm", "kmeans")
+#: Partitions fitted from different seeds, of which the most typical is kept.
+PARTITION_RESTARTS = 5
+#: Samples the partitions' agreement is measured on (bounds its cost).
+AGREEMENT_SAMPLE = 20_000
 
 
 def manifold_applies(n_samples: int, n_neighbors: int) -> bool:
@@ -114,12 +121,30 @@ def partition(
 ) -> tuple[NDArray[np.int64], int]:
     """Labels 0 to k' - 1 of ``points`` split in ``k`` groups, and k'.
 
+    The partition is fitted :data:`PARTITION_RESTARTS` times from different
+    seeds, and the one that agrees best with the others (the highest summed
+    adjusted Rand index) is kept: the most typical of the solutions, rather
+    than a lucky or unlucky one. A mixture's own criteria (likelihood, BIC) or
+    the silhouette pick badly among them: on Fashion-MNIST they chose
+    partitions of 0.58-0.60 accuracy where the consensus chose 0.655 (medians of
+    3 seeds), and the consensus left MNIST's 0.925 unchanged.
+
     A mixture component that ends up with no point is dropped, and the labels
     are renumbered so that every label from 0 to k' - 1 has points (k' <= k).
     """
-    with config_context(array_api_dispatch=False):  # NumPy in, NumPy out
-        raw = _model(method, k, random_state).fit(points).predict(points)
-    used, labels = np.unique(raw, return_inverse=True)
+    seeds = [random_state] + [1000 * random_state + i for i in range(1, PARTITION_RESTARTS)]
+    candidates = []
+    for seed in seeds:
+        with config_context(array_api_dispatch=False):  # NumPy in, NumPy out
+            candidates.append(_model(method, k, seed % (2**31 - 1)).fit(points).predict(points))
+    rows = np.random.default_rng(random_state).permutation(len(points))[:AGREEMENT_SAMPLE]
+    agreement = np.zeros(len(candidates))
+    for i, j in itertools.combinations(range(len(candidates)), 2):
+        ari = adjusted_rand_score(candidates[i][rows], candidates[j][rows])
+        agreement[i] += ari
+        agreement[j] += ari
+    chosen = candidates[int(np.argmax(agreement))]  # ties: the first seed's
+    used, labels = np.unique(chosen, return_inverse=True)
     return labels.astype(np.int64).reshape(-1), int(used.size)
 
 

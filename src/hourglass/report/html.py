@@ -5,7 +5,8 @@ or style sheets to fetch. Sections: the model card, training curves, the score
 distribution with the threshold, ROC and precision-recall curves (when labels
 are given), the most abnormal samples (images with their reconstructions,
 table rows with their top columns, texts with their score), a 2-D map of the
-codes, and clusters of the codes with their sizes and example members.
+codes, and clusters of the codes (:class:`~hourglass.AutoencoderClusterer` with the
+model) with their sizes and example members.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
-from sklearn.cluster import KMeans
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from hourglass._atomic import atomic_file
@@ -160,8 +160,11 @@ def _outliers_section(model: Any, data: Any, scores: NDArray[np.float64], k: int
 
 
 def _clusters_section(model: Any, data: Any, codes: NDArray[np.float32], k: int) -> str:
+    from hourglass.estimators import AutoencoderClusterer
+
     k = max(2, min(k, codes.shape[0] - 1))
-    clusters = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(codes)
+    clusterer = AutoencoderClusterer(n_clusters=k, autoencoder=model, random_state=0).fit(data)
+    clusters, k = clusterer.labels_, clusterer.n_clusters_
     sizes = np.bincount(clusters, minlength=k)
     table = "".join(f"<tr><td>{c}</td><td>{sizes[c]:,}</td></tr>" for c in range(k))
     html_table = f"<table><tr><th>cluster</th><th>samples</th></tr>{table}</table>"
