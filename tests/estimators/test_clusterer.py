@@ -246,3 +246,18 @@ def test_cli_cluster_without_a_model_uses_the_defaults(tmp_path: Path) -> None:
     assert adjusted_rand_score(y, labels) > 0.95
     loaded = hourglass.load(saved)
     np.testing.assert_array_equal(loaded.predict(pd.read_csv(tmp_path / "x.csv")), labels)
+
+
+def test_a_table_stream_clusters_as_the_table_does(tmp_path: Path) -> None:
+    from hourglass.data.stream import Stream
+
+    X, _ = _blobs(60, seed=13)
+    frame = pd.DataFrame(X, columns=[f"c{i}" for i in range(20)])
+    frame.to_csv(tmp_path / "x.csv", index=False)
+    stream = Stream.open(tmp_path / "x.csv")
+    from_stream = AutoencoderClusterer(n_clusters=4, random_state=0).fit(stream)
+    from_frame = AutoencoderClusterer(n_clusters=4, random_state=0).fit(
+        pd.read_csv(tmp_path / "x.csv")
+    )
+    np.testing.assert_array_equal(from_stream.labels_, from_frame.labels_)
+    np.testing.assert_array_equal(from_stream.predict(stream), from_frame.labels_)

@@ -32,6 +32,11 @@ __all__ = ["AutoencoderClusterer"]
 AUTOENCODER_PREFIX = "autoencoder."
 
 
+def _in_memory(X: Any) -> Any:
+    """A table stream read whole: clustering holds every sample's features in memory anyway."""
+    return X.read(as_frame=True) if isinstance(X, Stream) else X
+
+
 class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Find clusters in data: codes, a manifold embedding, a Gaussian mixture.
 
@@ -163,7 +168,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         model = self.autoencoder
         if model is None and recipe.autoencoder is None:
             self.autoencoder_ = None
-            self.columns_ = ColumnFeatures.fit(prepare_table(self, X, reset=True))
+            self.columns_ = ColumnFeatures.fit(prepare_table(self, _in_memory(X), reset=True))
             return self._features(X)
         if model is None:
             model = Autoencoder(**recipe.autoencoder, verbose=self.verbose)  # type: ignore[arg-type]
@@ -184,7 +189,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         if self.autoencoder_ is not None:
             return self.autoencoder_.transform(X)
         assert self.columns_ is not None
-        return self.columns_.transform(prepare_table(self, X, reset=False))
+        return self.columns_.transform(prepare_table(self, _in_memory(X), reset=False))
 
     # ------------------------------------------------------------------ fit
 
