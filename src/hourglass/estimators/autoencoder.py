@@ -166,6 +166,16 @@ default="auto"
         Seconds spent in :meth:`fit`.
     device_ : torch.device
         Where the model lives.
+    table_schema_ : hourglass.tabular.TableSchema
+        ``arch_ == "tabular"`` only: each column's type, the medians and
+        interquartile ranges that scale the numbers, and the categories'
+        vocabularies, fitted on the training rows.
+    column_scales_ : ndarray of shape (n_columns,)
+        ``arch_ == "tabular"`` only: each column's typical (median) loss on the
+        training rows; :meth:`explain` divides by it.
+    reference_codes_ : ndarray of shape (n_references, latent_dim)
+        After :meth:`set_index`: the codes of the reference samples that
+        :meth:`nearest` searches (saved with the model).
 
     Examples
     --------

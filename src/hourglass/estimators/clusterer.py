@@ -99,6 +99,10 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         Number of features (or table columns) seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Column names of a DataFrame seen during ``fit``.
+    columns_ : hourglass.tabular.ColumnFeatures or None
+        For tables clustered on their own columns: the min-max scaling of the
+        numbers and the one-hot encoding of the categories, fitted on the
+        training rows; ``None`` when codes were clustered.
 
     Examples
     --------
@@ -252,6 +256,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
     def transform(self, X: Any) -> NDArray[np.float32]:
         """The features ``X`` is clustered by: the autoencoder's codes (or scaled columns).
 
+        Parameters
+        ----------
+        X : array-like, pandas.DataFrame or list of str
+            Data of the kind the clusterer was fitted on.
+
         Returns
         -------
         ndarray of shape (n_samples, n_features_out), float32
@@ -261,6 +270,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
 
     def predict(self, X: Any) -> NDArray[np.int64]:
         """The cluster of each sample of ``X`` (the vote of its nearest training samples).
+
+        Parameters
+        ----------
+        X : array-like, pandas.DataFrame or list of str
+            Data of the kind the clusterer was fitted on.
 
         Returns
         -------
@@ -277,6 +291,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         The model file is written as the other estimators' are (JSON and
         safetensors, atomically). The ``autoencoder`` parameter is not saved:
         the fitted ``autoencoder_`` is.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The directory to write; a model already there is replaced.
 
         Returns
         -------
