@@ -335,7 +335,7 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
 
         Returns
         -------
-        ndarray of shape (n, *input_shape_)
+        ndarray of shape ``(n, *input_shape_)``
             In [0, 1] for a sigmoid output; clipped to the training range otherwise.
         """
         family = self._variational_family("sample")

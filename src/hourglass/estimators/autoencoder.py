@@ -153,7 +153,7 @@ default="auto"
         Whether the training data was uint8 and scaled by 1/255.
     output_activation_, loss_ : str
         The resolved output activation and loss.
-    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+    data_min_, data_max_ : ndarray of shape ``(n_features_in_,)``
         Per-feature range of the training data (linear outputs are clipped to it).
     history_ : dict of str to list of float
         Per-epoch ``loss``, ``mae``, ``epoch_time`` (seconds) and, with

@@ -87,7 +87,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
     n_clusters_ : int
         The number of clusters found: ``n_clusters`` (or the k chosen), less
         any mixture component that ended up empty.
-    cluster_centers_ : ndarray of shape (n_clusters_, n_features_out)
+    cluster_centers_ : ndarray of shape ``(n_clusters_, n_features_out)``
         The mean features (codes) of each cluster's training samples.
     features_ : ndarray of shape (n_samples, n_features_out)
         The training samples' features, which ``predict`` compares new samples with.
@@ -97,7 +97,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         With ``n_clusters="auto"``: the silhouette score of every k tried.
     n_features_in_ : int
         Number of features (or table columns) seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Column names of a DataFrame seen during ``fit``.
     columns_ : hourglass.tabular.ColumnFeatures or None
         For tables clustered on their own columns: the min-max scaling of the

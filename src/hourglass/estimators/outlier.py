@@ -142,7 +142,7 @@ verbose, random_state
         ``-threshold_``, so that ``decision_function = score_samples - offset_``.
     threshold_method_ : {"fpr", "contamination", "fixed"}
         Which rule set the threshold.
-    calibration_scores_ : ndarray of shape (n_calibration_,)
+    calibration_scores_ : ndarray of shape ``(n_calibration_,)``
         Outlier scores of the held-out calibration samples (empty without
         calibration).
     n_calibration_ : int
@@ -173,7 +173,7 @@ verbose, random_state
         Whether the training data was uint8 and scaled by 1/255.
     output_activation_, loss_ : str
         The resolved output activation and loss.
-    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+    data_min_, data_max_ : ndarray of shape ``(n_features_in_,)``
         Per-feature range of the training data (linear outputs are clipped to it).
     history_ : dict of str to list of float
         Per-epoch ``loss``, ``mae``, ``epoch_time`` (seconds) and, with
