@@ -9,7 +9,7 @@ ifneq ($(wildcard ../shared/data),)
 export HOURGLASS_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install test demo check lint format typecheck bench clean
+.PHONY: install test demo docs check lint format typecheck bench clean
 
 install:
 	$(PYTHON) -m pip install -c constraints.txt -e ".[dev,onnx,serve,dask]"
@@ -35,13 +35,19 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PYTHON) -m hourglass demo --out demo-output
 
+# The documentation site: the user guide, the API reference and the gallery, whose
+# examples run during the build (a few minutes on 2 cores). Offline; warnings are errors.
+docs: $(STAMP)
+	$(PYTHON) -m pip install -c constraints.txt -e ".[docs]"
+	MPLBACKEND=Agg $(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 lint: $(STAMP)
-	$(PYTHON) -m ruff format --check src tests benchmarks
-	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff format --check src tests benchmarks examples
+	$(PYTHON) -m ruff check src tests benchmarks examples
 
 format: $(STAMP)
-	$(PYTHON) -m ruff format src tests benchmarks
-	$(PYTHON) -m ruff check --fix src tests benchmarks
+	$(PYTHON) -m ruff format src tests benchmarks examples
+	$(PYTHON) -m ruff check --fix src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(PYTHON) -m mypy
@@ -57,4 +63,5 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/training_speed.py
 
 clean:
-	rm -rf .make build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf .make build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output \
+	  docs/_build docs/auto_examples docs/sg_execution_times.rst

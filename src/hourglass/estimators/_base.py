@@ -245,6 +245,11 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         twenty times worse than usual for that column. Missing values
         contribute 0; a category never seen in training contributes a lot.
 
+        Parameters
+        ----------
+        X : pandas.DataFrame, array-like of shape (n_samples, n_columns) or Stream
+            Rows with the training table's columns.
+
         Returns
         -------
         pandas.DataFrame of shape (n_samples, n_columns)
@@ -321,9 +326,16 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
     def sample(self, n: int, *, random_state: int | None = None) -> NDArray[np.float32]:
         """Draw ``n`` new samples by decoding codes from the prior (VAE only).
 
+        Parameters
+        ----------
+        n : int
+            Number of samples to draw.
+        random_state : int or None, default=None
+            Seeds the draws from the prior; the same seed gives the same samples.
+
         Returns
         -------
-        ndarray of shape (n, *input_shape_)
+        ndarray of shape ``(n, *input_shape_)``
             In [0, 1] for a sigmoid output; clipped to the training range otherwise.
         """
         family = self._variational_family("sample")
@@ -390,6 +402,11 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         loading a model never executes code from the file. The write is atomic:
         an existing model at ``path`` is replaced only once the new one is
         complete.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The directory to write; a model already there is replaced.
 
         Returns
         -------

@@ -153,7 +153,7 @@ default="auto"
         Whether the training data was uint8 and scaled by 1/255.
     output_activation_, loss_ : str
         The resolved output activation and loss.
-    data_min_, data_max_ : ndarray of shape (n_features_in_,)
+    data_min_, data_max_ : ndarray of shape ``(n_features_in_,)``
         Per-feature range of the training data (linear outputs are clipped to it).
     history_ : dict of str to list of float
         Per-epoch ``loss``, ``mae``, ``epoch_time`` (seconds) and, with
@@ -166,6 +166,16 @@ default="auto"
         Seconds spent in :meth:`fit`.
     device_ : torch.device
         Where the model lives.
+    table_schema_ : hourglass.tabular.TableSchema
+        ``arch_ == "tabular"`` only: each column's type, the medians and
+        interquartile ranges that scale the numbers, and the categories'
+        vocabularies, fitted on the training rows.
+    column_scales_ : ndarray of shape (n_columns,)
+        ``arch_ == "tabular"`` only: each column's typical (median) loss on the
+        training rows; :meth:`explain` divides by it.
+    reference_codes_ : ndarray of shape (n_references, latent_dim)
+        After :meth:`set_index`: the codes of the reference samples that
+        :meth:`nearest` searches (saved with the model).
 
     Examples
     --------

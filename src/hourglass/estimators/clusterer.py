@@ -92,7 +92,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
     n_clusters_ : int
         The number of clusters found: ``n_clusters`` (or the k chosen), less
         any mixture component that ended up empty.
-    cluster_centers_ : ndarray of shape (n_clusters_, n_features_out)
+    cluster_centers_ : ndarray of shape ``(n_clusters_, n_features_out)``
         The mean features (codes) of each cluster's training samples.
     features_ : ndarray of shape (n_samples, n_features_out)
         The training samples' features, which ``predict`` compares new samples with.
@@ -102,8 +102,12 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         With ``n_clusters="auto"``: the silhouette score of every k tried.
     n_features_in_ : int
         Number of features (or table columns) seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Column names of a DataFrame seen during ``fit``.
+    columns_ : hourglass.tabular.ColumnFeatures or None
+        For tables clustered on their own columns: the min-max scaling of the
+        numbers and the one-hot encoding of the categories, fitted on the
+        training rows; ``None`` when codes were clustered.
 
     Examples
     --------
@@ -257,6 +261,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
     def transform(self, X: Any) -> NDArray[np.float32]:
         """The features ``X`` is clustered by: the autoencoder's codes (or scaled columns).
 
+        Parameters
+        ----------
+        X : array-like, pandas.DataFrame or list of str
+            Data of the kind the clusterer was fitted on.
+
         Returns
         -------
         ndarray of shape (n_samples, n_features_out), float32
@@ -266,6 +275,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
 
     def predict(self, X: Any) -> NDArray[np.int64]:
         """The cluster of each sample of ``X`` (the vote of its nearest training samples).
+
+        Parameters
+        ----------
+        X : array-like, pandas.DataFrame or list of str
+            Data of the kind the clusterer was fitted on.
 
         Returns
         -------
@@ -282,6 +296,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         The model file is written as the other estimators' are (JSON and
         safetensors, atomically). The ``autoencoder`` parameter is not saved:
         the fitted ``autoencoder_`` is.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The directory to write; a model already there is replaced.
 
         Returns
         -------

@@ -142,13 +142,60 @@ verbose, random_state
         ``-threshold_``, so that ``decision_function = score_samples - offset_``.
     threshold_method_ : {"fpr", "contamination", "fixed"}
         Which rule set the threshold.
-    calibration_scores_ : ndarray of shape (n_calibration_,)
+    calibration_scores_ : ndarray of shape ``(n_calibration_,)``
         Outlier scores of the held-out calibration samples (empty without
         calibration).
     n_calibration_ : int
         Number of calibration samples.
-    Other attributes
-        As in :class:`hourglass.Autoencoder`.
+    distance_location_ : ndarray of shape (latent_dim + n_numeric,)
+        With ``score_type_ == "distance"``: the mean of the codes and scaled
+        numbers of the training rows that reconstruct best (the worst fifth
+        left out), the centre of the Mahalanobis distance.
+    distance_precision_ : ndarray of shape (latent_dim + n_numeric, latent_dim + n_numeric)
+        With ``score_type_ == "distance"``: the inverse of their Ledoit-Wolf
+        shrunk covariance.
+    distance_scaling_ : ndarray of shape (2, 3)
+        With ``score_type_ == "distance"``: the median (first row) and
+        interquartile range (second row) of the logarithm of each of the
+        score's three terms on those rows, which turn them into robust
+        z-scores.
+    module_ : hourglass.nn.ReconstructionModule
+        The trained network.
+    arch_ : str
+        The family actually used (``arch`` with ``"auto"`` resolved).
+    input_shape_ : tuple of int
+        Shape of one training sample.
+    n_features_in_ : int
+        Number of values per sample (product of ``input_shape_``).
+    feature_names_in_ : ndarray of str
+        Column names, when fitted on a DataFrame with string column names.
+    scales_uint8_ : bool
+        Whether the training data was uint8 and scaled by 1/255.
+    output_activation_, loss_ : str
+        The resolved output activation and loss.
+    data_min_, data_max_ : ndarray of shape ``(n_features_in_,)``
+        Per-feature range of the training data (linear outputs are clipped to it).
+    history_ : dict of str to list of float
+        Per-epoch ``loss``, ``mae``, ``epoch_time`` (seconds) and, with
+        validation, ``val_loss`` and ``val_mae``.
+    n_epochs_ : int
+        Epochs actually run.
+    best_epoch_ : int or None
+        0-based epoch whose weights were restored by early stopping.
+    fit_time_ : float
+        Seconds spent in :meth:`fit`.
+    device_ : torch.device
+        Where the model lives.
+    table_schema_ : hourglass.tabular.TableSchema
+        ``arch_ == "tabular"`` only: each column's type, the medians and
+        interquartile ranges that scale the numbers, and the categories'
+        vocabularies, fitted on the training rows.
+    column_scales_ : ndarray of shape (n_columns,)
+        ``arch_ == "tabular"`` only: each column's typical (median) loss on the
+        training rows; :meth:`explain` divides by it.
+    reference_codes_ : ndarray of shape (n_references, latent_dim)
+        After :meth:`set_index`: the codes of the reference samples that
+        :meth:`nearest` searches (saved with the model).
 
     Examples
     --------
