@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from numpydoc import docscrape  # in the dev extra: the docs build reads docstrings the same way
 
 from hourglass import Autoencoder, AutoencoderClusterer, AutoencoderOutlierDetector
-
-docscrape = pytest.importorskip("numpydoc.docscrape", reason="numpydoc is in the docs extra")
 
 ESTIMATORS = (Autoencoder, AutoencoderOutlierDetector, AutoencoderClusterer)
 
