@@ -62,6 +62,15 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/clustering.py
 	$(PYTHON) benchmarks/training_speed.py
 
+# The sdist and the wheel, built as a release builds them (an isolated build environment),
+# then checked by twine: metadata, and the README as PyPI will render it.
+DIST_DIR ?= dist
+.PHONY: dist
+dist: $(STAMP)
+	rm -rf $(DIST_DIR)
+	$(PYTHON) -m build --outdir $(DIST_DIR) .
+	$(PYTHON) -m twine check --strict $(DIST_DIR)/*
+
 clean:
 	rm -rf .make build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache demo-output \
 	  docs/_build docs/auto_examples docs/sg_execution_times.rst

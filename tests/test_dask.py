@@ -302,7 +302,7 @@ def test_the_missing_extra_is_named_with_its_install_command(
     argv = ["score", str(models.dense), "x.npy", "-o", "out.csv", "--dask-scheduler", "local:1"]
     code, _, err = run_cli(argv)
     assert code == 1
-    assert_one_error_line(err, 'pip install "hourglass[dask]"')
+    assert_one_error_line(err, 'pip install "hourglass-ae[dask]"')
 
 
 def test_read_data_chunks_an_npy_file_for_the_workers(tmp_path: Path, client: Client) -> None:

@@ -245,7 +245,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise ModelVersionError(
             f"The model in {path} was saved in format version {version} by hourglass "
             f"{writer}; this hourglass ({__version__}) reads format versions up to "
-            f"{FORMAT_VERSION}. Upgrade hourglass (pip install --upgrade hourglass) to load it."
+            f"{FORMAT_VERSION}. Upgrade hourglass (pip install --upgrade hourglass-ae) to load it."
         )
     for key, kind in (("class", str), ("params", dict), ("state", dict), ("tensors", dict)):
         if not isinstance(config.get(key), kind):

@@ -42,7 +42,7 @@ def test_missing_dependencies_give_the_install_hint(
         lambda name, *args: None if name == "fastapi" else find_spec(name, *args),
     )
     assert main(["serve", str(model_dir)]) == 1
-    assert 'needs fastapi, which is not installed: pip install "hourglass[serve]"' in (
+    assert 'needs fastapi, which is not installed: pip install "hourglass-ae[serve]"' in (
         _one_error_line(capsys)
     )
 

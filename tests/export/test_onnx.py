@@ -333,7 +333,7 @@ def test_without_the_extra_the_error_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, exported: dict[str, Exported], tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript -> ImportError
-    with pytest.raises(HourglassError, match=r'pip install "hourglass\[onnx\]"'):
+    with pytest.raises(HourglassError, match=r'pip install "hourglass-ae\[onnx\]"'):
         to_onnx(exported["dense_float"].model, tmp_path / "model.onnx")
     assert list(tmp_path.iterdir()) == []
 
@@ -445,6 +445,6 @@ def test_the_cli_gives_the_install_hint_without_the_extra(
     code, _, err = run_cli(["export", str(model_dirs["dense_float"]), "-o", str(tmp_path / "m")])
     assert code == 1
     assert err == (
-        'hourglass export: error: ONNX export needs the onnx extra: pip install "hourglass[onnx]" '
-        "(onnx, onnxscript and onnxruntime).\n"
+        "hourglass export: error: ONNX export needs the onnx extra: "
+        'pip install "hourglass-ae[onnx]" (onnx, onnxscript and onnxruntime).\n'
     )

@@ -666,7 +666,7 @@ def test_a_future_format_version_asks_to_upgrade_hourglass(
     assert f"format version {version}" in message
     assert "hourglass 9.0.0" in message
     assert "Upgrade hourglass" in message
-    assert "pip install --upgrade hourglass" in message
+    assert "pip install --upgrade hourglass-ae" in message
 
 
 #: Class names that are not hourglass estimators, some of which name code to run.

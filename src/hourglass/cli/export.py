@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
             "the reconstruction and, for detectors, the outlier flags ('is_outlier'). The "
             "threshold, metric, input shape and dtype, feature names and hourglass version are "
             "stored in the model's metadata_props. Dense, conv and tabular (numeric columns "
-            'only) models; needs pip install "hourglass[onnx]".'
+            'only) models; needs pip install "hourglass-ae[onnx]".'
         ),
     )
     parser.add_argument("model", metavar="MODEL_DIR", help="a model saved by 'hourglass train'")

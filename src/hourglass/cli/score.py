@@ -64,7 +64,7 @@ def add_parser(subparsers: Any) -> None:
     add_data_arguments(parser, streaming=True)
     add_json_argument(parser)
     cluster = parser.add_argument_group(
-        'distributed scoring (needs the dask extra: pip install "hourglass[dask]")'
+        'distributed scoring (needs the dask extra: pip install "hourglass-ae[dask]")'
     )
     cluster.add_argument(
         "--dask-scheduler",

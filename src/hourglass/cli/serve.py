@@ -1,4 +1,4 @@
-"""``hourglass serve MODEL_DIR``: score over HTTP (needs ``pip install "hourglass[serve]"``)."""
+"""``hourglass serve MODEL_DIR``: score over HTTP (needs ``pip install "hourglass-ae[serve]"``)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
             '{"records": [...]} or {"rows": [...]} answers scores, outlier flags, p-values '
             "and, for tables, the top contributing columns; GET /health, GET /metadata (the "
             "model card), GET /openapi.json and GET /docs. Needs the serve extra: "
-            'pip install "hourglass[serve]".'
+            'pip install "hourglass-ae[serve]".'
         ),
     )
     add_model_arguments(parser)

@@ -23,7 +23,7 @@ connects to a scheduler (or starts a local cluster). ``hourglass score
 --dask-scheduler ADDRESS`` does all three from the command line.
 
 Needs the ``dask`` extra (``dask[array,dataframe]`` and ``distributed``):
-``pip install "hourglass[dask]"``. This package imports them only when a
+``pip install "hourglass-ae[dask]"``. This package imports them only when a
 function that needs them is called.
 
 Examples
@@ -72,7 +72,7 @@ __all__ = [
     "score",
 ]
 
-INSTALL_HINT = 'pip install "hourglass[dask]"'
+INSTALL_HINT = 'pip install "hourglass-ae[dask]"'
 #: Rows per chunk or partition :func:`read_data` aims at.
 DEFAULT_PARTITION_ROWS = 65536
 # Dask's nannies start their workers with MALLOC_TRIM_THRESHOLD_=65536 (from this config

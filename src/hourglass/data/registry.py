@@ -12,9 +12,10 @@ folder that holds *all* of the split's files wins:
    ``/usr/share/datasets/fashion-mnist/`` where Debian's package installs it.
 
 When none holds them and downloading is allowed, the missing files are
-downloaded from the data set's mirrors, in order, into the cache. A download
-is written to a temporary file beside its destination, its SHA-256 checked,
-and only then renamed into place: the cache never holds a partial or
+downloaded from the data set's mirrors, in order, into the cache, with
+`pooch <https://www.fatiando.org/pooch/>`_ (as scikit-image and SciPy do). A
+download is written to a temporary file beside its destination, its SHA-256
+checked, and only then renamed into place: the cache never holds a partial or
 unverified file. Files found locally are not checksummed (repackaged copies,
 such as Debian's, are recompressed and differ byte for byte); their IDX
 structure is validated when they are read instead.
@@ -26,13 +27,11 @@ checksums, system folders) by replacing an entry with
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import contextlib
+import logging
 import os
 import types
-import urllib.error
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,7 +40,6 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from hourglass._atomic import atomic_file
 from hourglass._version import __version__
 from hourglass.data.idx import read_idx
 from hourglass.exceptions import ChecksumError, DatasetError, InvalidInputError
@@ -336,46 +334,82 @@ def find_files(
     return paths
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return str(exc.reason)
+def _describe(exc: OSError, timeout: float) -> str:
+    """Say in a few words why downloading from one URL failed."""
+    import requests
+
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code} {exc.response.reason}"
+    if isinstance(exc, requests.Timeout):
+        return f"timed out (no answer within {timeout:g} s)"
+    # requests wraps the socket's error in urllib3's: report the socket's own words,
+    # such as "[Errno 111] Connection refused".
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class _DigestMismatchError(Exception):
-    def __init__(self, digest: str) -> None:
-        super().__init__(digest)
-        self.digest = digest
+class _ProgressBar(tqdm):  # type: ignore[misc]  # tqdm is untyped
+    """A tqdm bar that pooch's downloader can drive.
+
+    pooch tests the bar's truth before it sets its total, which a plain tqdm bar
+    without a total refuses.
+    """
+
+    def __bool__(self) -> bool:
+        return True
 
 
-def _stream(
-    url: str, destination: Path, *, description: str, progress: bool | None, timeout: float
-) -> str:
-    """Copy ``url`` to ``destination`` and return the SHA-256 of what was received."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"hourglass/{__version__}"})
-    digest = hashlib.sha256()
-    with (
-        urllib.request.urlopen(request, timeout=timeout) as response,
-        open(destination, "wb") as out,
-    ):
-        length = response.headers.get("Content-Length")
-        with tqdm(
-            total=int(length) if length and length.isdigit() else None,
-            desc=description,
+class _Downloader:
+    """pooch's HTTP downloader, with hourglass's progress bar, time-out and User-Agent.
+
+    It keeps the SHA-256 of the last file it received, so that a checksum error
+    can name the digest each mirror served.
+    """
+
+    def __init__(self, description: str, *, progress: bool | None, timeout: float) -> None:
+        self.description = description
+        self.progress = progress
+        self.timeout = timeout
+        self.received: str | None = None
+
+    def __call__(self, url: str, output_file: str, pooch: object, check_only: bool = False) -> None:
+        from pooch import HTTPDownloader, file_hash
+
+        with _ProgressBar(
+            desc=self.description,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
             leave=False,
             # None: show the bar only when stderr is a terminal.
-            disable=None if progress is None else not progress,
+            disable=None if self.progress is None else not self.progress,
         ) as bar:
-            while chunk := response.read(_CHUNK_SIZE):
-                out.write(chunk)
-                digest.update(chunk)
-                bar.update(len(chunk))
-    return digest.hexdigest()
+            http = HTTPDownloader(
+                progressbar=bar,
+                chunk_size=_CHUNK_SIZE,
+                timeout=self.timeout,
+                headers={"User-Agent": f"hourglass/{__version__}"},
+            )
+            http(url, output_file, pooch, check_only=check_only)
+        self.received = file_hash(output_file, alg="sha256")
+
+
+@contextlib.contextmanager
+def _pooch_quiet() -> Iterator[None]:
+    """Keep pooch's "Downloading data from ..." log lines off standard error."""
+    from pooch import get_logger
+
+    logger = get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def download_file(
@@ -386,11 +420,12 @@ def download_file(
     progress: bool | None = None,
     timeout: float = DOWNLOAD_TIMEOUT,
 ) -> Path:
-    """Download a file, trying each URL in turn, and verify its SHA-256.
+    """Download a file with pooch, trying each URL in turn, and verify its SHA-256.
 
     The file is written to a temporary file beside ``destination``, checked,
     and renamed into place only if its digest matches; nothing else is left
-    behind, whatever happens.
+    behind, whatever happens. A ``destination`` that already holds the
+    expected file is kept as it is.
 
     Parameters
     ----------
@@ -420,20 +455,30 @@ def download_file(
         If no URL could be downloaded; the message names each URL with the
         reason it failed.
     """
+    import pooch
+
     target = Path(destination)
     expected = sha256.lower()
     mismatches: list[str] = []
     failures: list[str] = []
     for url in urls:
+        downloader = _Downloader(target.name, progress=progress, timeout=timeout)
         try:
-            with atomic_file(target) as tmp:
-                got = _stream(url, tmp, description=target.name, progress=progress, timeout=timeout)
-                if got != expected:
-                    raise _DigestMismatchError(got)  # atomic_file deletes the temporary file
-        except _DigestMismatchError as exc:
-            mismatches.append(f"{url}: SHA-256 {exc.digest}, expected {expected}")
-        except (OSError, http.client.HTTPException) as exc:
-            failures.append(f"{url}: {_describe(exc)}")
+            with _pooch_quiet():
+                pooch.retrieve(
+                    url,
+                    known_hash=f"sha256:{expected}",
+                    fname=target.name,
+                    path=target.parent,
+                    downloader=downloader,
+                )
+        except ValueError:
+            # pooch deleted the download: its digest did not match.
+            if downloader.received is None or downloader.received == expected:
+                raise
+            mismatches.append(f"{url}: SHA-256 {downloader.received}, expected {expected}")
+        except OSError as exc:  # requests' errors are OSErrors too
+            failures.append(f"{url}: {_describe(exc, timeout)}")
         else:
             return target
     if not urls:

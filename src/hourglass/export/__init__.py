@@ -56,7 +56,7 @@ would not see as floats, or infinite table values give meaningless scores
 instead of an error. Validate data before scoring.
 
 The graph is built by PyTorch's ``torch.export``-based ONNX exporter, which
-needs ``onnx`` and ``onnxscript``: ``pip install "hourglass[onnx]"`` (which
+needs ``onnx`` and ``onnxscript``: ``pip install "hourglass-ae[onnx]"`` (which
 also installs ``onnxruntime`` to run the exported models).
 """
 

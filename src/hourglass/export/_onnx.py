@@ -51,7 +51,7 @@ METADATA_KEYS: tuple[str, ...] = (
     "outputs",
 )
 _INSTALL_HINT = (
-    'ONNX export needs the onnx extra: pip install "hourglass[onnx]" (onnx, onnxscript and '
+    'ONNX export needs the onnx extra: pip install "hourglass-ae[onnx]" (onnx, onnxscript and '
     "onnxruntime)."
 )
 # Loggers of the exporter, silenced during export: progress lines and notes about

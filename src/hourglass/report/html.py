@@ -7,19 +7,25 @@ are given), the most abnormal samples (images with their reconstructions,
 table rows with their top columns, texts with their score), a 2-D map of the
 codes, and clusters of the codes (:class:`~hourglass.AutoencoderClusterer` with the
 model) with their sizes and example members.
+
+The page's markup is the Jinja2 template ``templates/report.html.j2`` beside
+this module, rendered with autoescaping on; this module computes what the
+sections hold (pictures, tables, lists of text) and leaves all markup to it.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import jinja2
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -37,6 +43,57 @@ __all__ = ["SECTIONS", "build_report"]
 #: Section ids, in page order (some appear only when they apply).
 SECTIONS = ("model", "training", "scores", "curves", "outliers", "map", "clusters")
 _MAX_MAP_POINTS = 5000
+_TEMPLATE = "report.html.j2"
+
+
+@dataclass(frozen=True)
+class _Image:
+    """A picture, as a ``data:`` URI, with its text alternative."""
+
+    kind: ClassVar[str] = "image"
+    uri: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A table of text cells; with ``row_headers``, each row's first cell labels the row."""
+
+    kind: ClassVar[str] = "table"
+    rows: Sequence[Sequence[str]]
+    header: Sequence[str] = ()
+    row_headers: bool = False
+
+
+@dataclass(frozen=True)
+class _List:
+    """A bulleted list of text items."""
+
+    kind: ClassVar[str] = "list"
+    items: Sequence[str]
+
+
+_Block = _Image | _Table | _List
+
+
+@dataclass(frozen=True)
+class _Section:
+    id: str
+    heading: str
+    blocks: Sequence[_Block]
+
+
+@cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("hourglass.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template(_TEMPLATE)
 
 
 def _png(draw: Callable[[Path], Any]) -> str:
@@ -46,10 +103,6 @@ def _png(draw: Callable[[Path], Any]) -> str:
         draw(path)
         data = path.read_bytes()
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _img(uri: str, alt: str) -> str:
-    return f'<img src="{uri}" alt="{html.escape(alt)}">'
 
 
 def _figure(draw_axes: Callable[[Any], None], size: tuple[float, float] = (6.5, 4.0)) -> str:
@@ -118,7 +171,9 @@ def _pick(data: Any, indices: NDArray[np.int64]) -> Any:
     return np.asarray(data)[indices]
 
 
-def _outliers_section(model: Any, data: Any, scores: NDArray[np.float64], k: int) -> str:
+def _outliers_section(
+    model: Any, data: Any, scores: NDArray[np.float64], k: int
+) -> tuple[_Block, ...]:
     worst = np.argsort(-scores, kind="stable")[:k]
     if _is_images(model):
         originals = np.asarray(_pick(data, worst))
@@ -132,49 +187,44 @@ def _outliers_section(model: Any, data: Any, scores: NDArray[np.float64], k: int
                 captions=captions,
             )
         )
-        return _img(uri, "most abnormal samples with their reconstructions")
-    rows = []
+        return (_Image(uri, "most abnormal samples with their reconstructions"),)
+    rows: list[tuple[str, ...]] = []
     if model.family_.explains:
         contributions = model.explain(_pick(data, worst)).to_numpy()
         columns = model.table_schema_.columns
         for rank, (i, row) in enumerate(zip(worst, contributions, strict=True), start=1):
             top = np.argsort(-row)[:3]
             named = "; ".join(f"{columns[j]} (x{row[j]:.1f})" for j in top)
-            rows.append(
-                f"<tr><td>{rank}</td><td>{i}</td><td>{scores[i]:.4g}</td>"
-                f"<td>{html.escape(named)}</td></tr>"
-            )
-        head = "<tr><th>rank</th><th>row</th><th>score</th><th>top columns</th></tr>"
+            rows.append((str(rank), str(i), f"{scores[i]:.4g}", named))
+        header = ("rank", "row", "score", "top columns")
     else:
         items = _pick(data, worst)
         if hasattr(items, "to_numpy"):  # DataFrame rows, not its column names
             items = list(items.to_numpy())
         for rank, (i, item) in enumerate(zip(worst, items, strict=True), start=1):
             text = item if isinstance(item, str) else np.array2string(np.asarray(item), threshold=8)
-            rows.append(
-                f"<tr><td>{rank}</td><td>{i}</td><td>{scores[i]:.4g}</td>"
-                f"<td>{html.escape(str(text)[:200])}</td></tr>"
-            )
-        head = "<tr><th>rank</th><th>sample</th><th>score</th><th>content</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
+            rows.append((str(rank), str(i), f"{scores[i]:.4g}", str(text)[:200]))
+        header = ("rank", "sample", "score", "content")
+    return (_Table(rows, header=header),)
 
 
-def _clusters_section(model: Any, data: Any, codes: NDArray[np.float32], k: int) -> str:
+def _clusters_section(
+    model: Any, data: Any, codes: NDArray[np.float32], k: int
+) -> tuple[_Block, ...]:
     from hourglass.estimators import AutoencoderClusterer
 
     k = max(2, min(k, codes.shape[0] - 1))
     clusterer = AutoencoderClusterer(n_clusters=k, autoencoder=model, random_state=0).fit(data)
     clusters, k = clusterer.labels_, clusterer.n_clusters_
     sizes = np.bincount(clusters, minlength=k)
-    table = "".join(f"<tr><td>{c}</td><td>{sizes[c]:,}</td></tr>" for c in range(k))
-    html_table = f"<table><tr><th>cluster</th><th>samples</th></tr>{table}</table>"
+    table = _Table([(str(c), f"{sizes[c]:,}") for c in range(k)], header=("cluster", "samples"))
     if _is_images(model):
         rows = []
         for c in range(k):
             members = np.flatnonzero(clusters == c)[:10]
             rows.append((f"cluster {c}", np.asarray(_pick(data, members))))
         uri = _png(lambda path: image_grid(rows, path, title="Example members of each cluster"))
-        return html_table + _img(uri, "example members of each cluster")
+        return table, _Image(uri, "example members of each cluster")
     examples = []
     for c in range(k):
         members = np.flatnonzero(clusters == c)[:3]
@@ -183,8 +233,8 @@ def _clusters_section(model: Any, data: Any, codes: NDArray[np.float32], k: int)
             if isinstance(data, list)
             else [str(int(i)) for i in members]
         )
-        examples.append(f"<li>cluster {c}: {html.escape(' | '.join(shown))}</li>")
-    return html_table + f"<ul>{''.join(examples)}</ul>"
+        examples.append(f"cluster {c}: {' | '.join(shown)}")
+    return table, _List(examples)
 
 
 def _binary_labels(labels: Any, n_samples: int) -> NDArray[np.int64]:
@@ -253,26 +303,31 @@ def build_report(
         labels = _binary_labels(labels, len(scores))
     threshold = getattr(model, "threshold_", None)
     sections = [
-        ("model", "Model card", _model_card(model, scores, codes, threshold)),
-        ("training", "Training", _img(_training_curves(model), "training curves")),
-        ("scores", "Scores", _scores_section(model, scores, labels, threshold)),
+        _Section("model", "Model card", (_model_card(model, scores, codes, threshold),)),
+        _Section("training", "Training", (_Image(_training_curves(model), "training curves"),)),
+        _Section("scores", "Scores", (_scores_section(model, scores, labels, threshold),)),
     ]
     if labels is not None and len(np.unique(np.asarray(labels))) == 2:
-        curves = _curves(scores, np.asarray(labels).astype(int))
-        sections.append(("curves", "ROC and precision-recall", _img(curves, "ROC and PR curves")))
+        curves = _Image(_curves(scores, np.asarray(labels).astype(int)), "ROC and PR curves")
+        sections.append(_Section("curves", "ROC and precision-recall", (curves,)))
     sections += [
-        ("outliers", "Most abnormal samples", _outliers_section(model, data, scores, n_outliers)),
-        ("map", "Map of the codes", _map_section(scores, codes, labels, threshold)),
-        ("clusters", "Clusters of the codes", _clusters_section(model, data, codes, n_clusters)),
+        _Section(
+            "outliers", "Most abnormal samples", _outliers_section(model, data, scores, n_outliers)
+        ),
+        _Section("map", "Map of the codes", (_map_section(scores, codes, labels, threshold),)),
+        _Section(
+            "clusters", "Clusters of the codes", _clusters_section(model, data, codes, n_clusters)
+        ),
     ]
+    page = _template().render(title=title, sections=sections)
     with atomic_file(path) as tmp:
-        tmp.write_text(_page(title, sections), encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8")
     return Path(path)
 
 
 def _model_card(
     model: Any, scores: NDArray[np.float64], codes: NDArray[np.float32], threshold: float | None
-) -> str:
+) -> _Table:
     params = model.get_params()
     card = {
         "family": model.arch_,
@@ -288,15 +343,12 @@ def _model_card(
         "hourglass": __version__,
         "python": platform.python_version(),
     }
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in card.items()
-    )
-    return f"<table>{rows}</table>"
+    return _Table(list(card.items()), row_headers=True)
 
 
 def _scores_section(
     model: Any, scores: NDArray[np.float64], labels: Any, threshold: float | None
-) -> str:
+) -> _Image:
     groups: dict[str, Any] = {"all samples": scores}
     if labels is not None:
         truth = np.asarray(labels).astype(int)
@@ -310,12 +362,12 @@ def _scores_section(
             title="Score distribution",
         )
     )
-    return _img(histogram, "score histogram")
+    return _Image(histogram, "score histogram")
 
 
 def _map_section(
     scores: NDArray[np.float64], codes: NDArray[np.float32], labels: Any, threshold: float | None
-) -> str:
+) -> _Image:
     shown = np.arange(len(scores))
     if shown.size > _MAX_MAP_POINTS:
         shown = np.sort(np.random.default_rng(0).choice(shown.size, _MAX_MAP_POINTS, replace=False))
@@ -335,24 +387,4 @@ def _map_section(
             legend_title="" if color is None else "group",
         )
     )
-    return _img(map_uri, "2-D map of the codes")
-
-
-def _page(title: str, sections: list[tuple[str, str, str]]) -> str:
-    body = "\n".join(
-        f'<section id="{sid}"><h2>{html.escape(heading)}</h2>{content}</section>'
-        for sid, heading, content in sections
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-h1 {{ border-bottom: 2px solid #1f77b4; }} h2 {{ margin-top: 2em; color: #1f77b4; }}
-table {{ border-collapse: collapse; margin: 0.5em 0; }}
-th, td {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }}
-img {{ max-width: 100%; }}
-</style></head>
-<body><h1>{html.escape(title)}</h1>
-{body}
-</body></html>
-"""
+    return _Image(map_uri, "2-D map of the codes")

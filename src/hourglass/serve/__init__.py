@@ -10,7 +10,7 @@ with a one-line JSON error; oversized bodies get 413 before they are read;
 slow clients are cut off (408); overload is shed with 503.
 
 The service needs the ``serve`` extra (FastAPI, uvicorn, httptools):
-``pip install "hourglass[serve]"``. This package imports them only when
+``pip install "hourglass-ae[serve]"``. This package imports them only when
 :func:`create_app` or :func:`serve` is called.
 """
 
@@ -45,7 +45,7 @@ __all__ = [
     "serve",
 ]
 
-INSTALL_HINT = 'pip install "hourglass[serve]"'
+INSTALL_HINT = 'pip install "hourglass-ae[serve]"'
 _DEPENDENCIES = ("fastapi", "uvicorn", "httptools")
 
 
