@@ -25,8 +25,10 @@ KERNEL_SETS := default \
   $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo avx2) \
   $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo avx512)
 
+# tests/docs renders the built documentation site in Chromium: `make docs` runs it right
+# after the build (the site does not exist before), so `make test` leaves it out.
 test: $(STAMP)
-	$(PYTHON) -m pytest --ignore=tests/reliability
+	$(PYTHON) -m pytest --ignore=tests/reliability --ignore=tests/docs
 	@for kernels in $(KERNEL_SETS); do \
 	  echo "== tests/reliability with ATEN_CPU_CAPABILITY=$$kernels"; \
 	  ATEN_CPU_CAPABILITY=$$kernels $(PYTHON) -m pytest tests/reliability || exit 1; \
@@ -37,9 +39,12 @@ demo: $(STAMP)
 
 # The documentation site: the user guide, the API reference and the gallery, whose
 # examples run during the build (a few minutes on 2 cores). Offline; warnings are errors.
+# Then tests/docs opens the built pages in headless Chromium (every image decoded, no
+# console errors): it checks this build's output, so it runs here and not in `make test`.
 docs: $(STAMP)
 	$(PYTHON) -m pip install -c constraints.txt -e ".[docs]"
 	MPLBACKEND=Agg $(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
+	HOURGLASS_DOCS_SITE=docs/_build/html $(PYTHON) -m pytest -q tests/docs
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff format --check src tests benchmarks examples

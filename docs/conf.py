@@ -56,6 +56,9 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_show_sourcelink = False
+# Without it the theme starts a first visit with an empty colour mode and logs a
+# console error ("Got invalid theme mode"), which tests/docs catches.
+html_context = {"default_mode": "auto"}
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
