@@ -66,3 +66,56 @@ DENSE_FAST: dict[str, Any] = {
     "batch_size": 32,
     "verbose": 0,
 }
+
+
+#: Debian's packages of the browser the rendering tests drive.
+CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+
+
+def headless_chromium(what: str, window_size: str) -> Any:
+    """A selenium driver of headless Chromium that records the browser console.
+
+    Installs Debian's ``chromium`` and ``chromium-driver`` when they are missing
+    and the tests run as root (as in CI); elsewhere fails, naming ``what`` needs
+    them and the command to run.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    found = shutil.which("chromium"), shutil.which("chromedriver")
+    if None in found and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *CHROMIUM_PACKAGES],
+            check=False,
+            env=env,
+            timeout=900,
+        )
+        found = shutil.which("chromium"), shutil.which("chromedriver")
+    chromium, chromedriver = found
+    if chromium is None or chromedriver is None:
+        pytest.fail(
+            f"{what} needs headless Chromium: apt-get install chromium chromium-driver "
+            "(Debian's packages)."
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--window-size={window_size}",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(chromedriver), options=options)

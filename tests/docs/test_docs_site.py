@@ -17,15 +17,14 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PACKAGES = ("chromium", "chromium-driver")
+from helpers import headless_chromium
+
 DEFAULT_SITE = Path(__file__).resolve().parents[2] / "docs" / "_build" / "html"
 
 #: The pages rendered: the home page, the gallery's index (one thumbnail per
@@ -64,45 +63,9 @@ def base_url(site: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def _chromium_and_driver() -> tuple[str, str]:
-    found = shutil.which("chromium"), shutil.which("chromedriver")
-    if None in found and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", *PACKAGES], check=False, env=env, timeout=900
-        )
-        found = shutil.which("chromium"), shutil.which("chromedriver")
-    browser, driver = found
-    if browser is None or driver is None:
-        pytest.fail(
-            "The documentation's browser tests need headless Chromium: "
-            "apt-get install chromium chromium-driver (Debian's packages)."
-        )
-    return browser, driver
-
-
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = _chromium_and_driver()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver = headless_chromium("The documentation's browser tests", "1280,1000")
     yield driver
     driver.quit()
 

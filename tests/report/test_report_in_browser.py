@@ -8,60 +8,21 @@ command to run.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from helpers import bar_images
+from helpers import bar_images, headless_chromium
 from hourglass import AutoencoderOutlierDetector
 from hourglass.cli import main
 from hourglass.report.html import build_report
 
-PACKAGES = ("chromium", "chromium-driver")
-
-
-def _ensure_chromium() -> tuple[str, str]:
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if (browser is None or driver is None) and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", *PACKAGES], check=False, env=env, timeout=900
-        )
-        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if browser is None or driver is None:
-        pytest.fail(
-            "This test needs headless Chromium: apt-get install chromium chromium-driver "
-            "(Debian's packages)."
-        )
-    return browser, driver
-
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = _ensure_chromium()
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1100,1600",
-    ):
-        options.add_argument(argument)
-    options.binary_location = chromium
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver = headless_chromium("The report's browser test", "1100,1600")
     yield driver
     driver.quit()
 
