@@ -1,4 +1,4 @@
-"""Every public estimator documents each of its parameters and fitted attributes.
+"""Every public class documents each of its parameters; estimators, their fitted attributes.
 
 The docstrings are read as numpydoc reads them (the documentation build renders them
 the same way), and the attributes are those ``fit`` actually sets on several kinds of
@@ -7,6 +7,7 @@ data, so a new parameter or fitted attribute cannot go undocumented.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any
 
@@ -18,6 +19,37 @@ from numpydoc import docscrape  # in the dev extra: the docs build reads docstri
 from hourglass import Autoencoder, AutoencoderClusterer, AutoencoderOutlierDetector
 
 ESTIMATORS = (Autoencoder, AutoencoderOutlierDetector, AutoencoderClusterer)
+#: The modules of the API reference (docs/api/), whose ``__all__`` is public.
+PUBLIC_MODULES = (
+    "hourglass",
+    "hourglass.clustering",
+    "hourglass.complexity",
+    "hourglass.dask",
+    "hourglass.data",
+    "hourglass.datasets",
+    "hourglass.distributed",
+    "hourglass.estimators",
+    "hourglass.exceptions",
+    "hourglass.export",
+    "hourglass.image_metrics",
+    "hourglass.neighbors",
+    "hourglass.projection",
+    "hourglass.report",
+    "hourglass.scoring",
+    "hourglass.serve",
+    "hourglass.tabular",
+)
+
+
+def _public_classes() -> list[type]:
+    classes: dict[str, type] = {}
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        for public in module.__all__:
+            value = getattr(module, public)
+            if inspect.isclass(value) and not issubclass(value, BaseException):
+                classes[f"{value.__module__}.{value.__qualname__}"] = value
+    return [classes[key] for key in sorted(classes)]
 
 
 def _documented(cls: type, section: str) -> set[str]:
@@ -37,6 +69,17 @@ def test_every_parameter_is_documented(cls: type) -> None:
     documented = _documented(cls, "Parameters")
     assert parameters - documented == set(), "parameters missing from the docstring"
     assert documented - parameters == set(), "the docstring names parameters that do not exist"
+
+
+@pytest.mark.parametrize("cls", _public_classes(), ids=lambda cls: cls.__qualname__)
+def test_every_public_class_documents_its_constructor(cls: type) -> None:
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):  # a C-level constructor: nothing of ours to document
+        return
+    parameters = set(signature.parameters) - {"self", "args", "kwargs"}
+    documented = _documented(cls, "Parameters") | _documented(cls, "Attributes")
+    assert parameters - documented == set(), f"{cls.__qualname__} leaves parameters undocumented"
 
 
 def _training_data() -> dict[str, tuple[Any, dict[str, Any]]]:

@@ -74,15 +74,29 @@ class Stream:
     """A data set on disk read in pieces: ``.npy``, Parquet, CSV, or a directory of them.
 
     Open one with :meth:`Stream.open`; pass it to ``fit`` or any scoring
-    method of an estimator instead of an array.
+    method of an estimator instead of an array. The constructor's fields are
+    what :meth:`open`, :meth:`split` and :meth:`shard` fill in; build streams
+    with them rather than by hand.
 
     Attributes
     ----------
+    blocks : tuple
+        The files (or row groups) read, in order, with their row counts.
     sample_shape : tuple of int
         Shape of one sample: ``(n_features,)`` for tables, ``(h, w)`` for a
         ``.npy`` file of images.
-    columns : list of str or None
+    dtype : numpy.dtype
+        The values' type as stored.
+    columns : tuple of str or None
         Column names of a table; None for ``.npy`` arrays and image columns.
+    list_column : str or None
+        Parquet only: the column holding each sample as one fixed-size list.
+    splits : tuple
+        The row selections of :meth:`split` applied so far (none: every row).
+    piece_bytes : int
+        About how much is read at once.
+    selected_blocks : tuple of int or None
+        The blocks this stream reads (None: all); a process's share, see :meth:`shard`.
     """
 
     blocks: tuple[_Block, ...]
