@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from hourglass.estimators._base import BaseAutoencoder
 
 __all__ = [
+    "check_model_class",
     "estimator_contents",
     "estimator_from_file",
     "fitted_state",
@@ -189,6 +190,17 @@ def load_estimator(
     return estimator_from_file(cls, persistence.read_model_dir(path), path, device)
 
 
+def check_model_class(
+    model: persistence.ModelFile, cls: type, path: str | os.PathLike[str]
+) -> None:
+    """Refuse a model file that holds another class than ``cls`` (ModelFileError)."""
+    if model.class_name != cls.__name__:
+        raise ModelFileError(
+            f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load "
+            "it with hourglass.load()."
+        )
+
+
 def estimator_from_file(
     cls: type[Estimator],
     model: persistence.ModelFile,
@@ -196,11 +208,7 @@ def estimator_from_file(
     device: str | None,
 ) -> Estimator:
     """An estimator of class ``cls`` built from a model file's content (read from ``path``)."""
-    if model.class_name != cls.__name__:
-        raise ModelFileError(
-            f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load "
-            "it with hourglass.load()."
-        )
+    check_model_class(model, cls, path)
     params = _load_params(path, model.params, device)
     device_ = _load_device(path, params)
     try:

@@ -19,7 +19,11 @@ from hourglass.data.stream import Stream
 from hourglass.estimators._base import BaseAutoencoder
 from hourglass.estimators._input import prepare_table
 from hourglass.estimators._params import seed_from
-from hourglass.estimators._state import estimator_contents, estimator_from_file
+from hourglass.estimators._state import (
+    check_model_class,
+    estimator_contents,
+    estimator_from_file,
+)
 from hourglass.estimators.autoencoder import Autoencoder
 from hourglass.exceptions import InvalidInputError, ModelFileError, NotFittedError
 from hourglass.families import choose_family
@@ -172,8 +176,9 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         model = self.autoencoder
         if model is None and recipe.autoencoder is None:
             self.autoencoder_ = None
-            self.columns_ = ColumnFeatures.fit(prepare_table(self, _in_memory(X), reset=True))
-            return self._features(X)
+            table = prepare_table(self, _in_memory(X), reset=True)  # a stream is read once
+            self.columns_ = ColumnFeatures.fit(table)
+            return self.columns_.transform(table)
         if model is None:
             model = Autoencoder(**recipe.autoencoder, verbose=self.verbose)  # type: ignore[arg-type]
         if hasattr(model, "module_"):
@@ -356,11 +361,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
             The directory does not hold a valid clusterer.
         """
         model = persistence.read_model_dir(path)
-        if model.class_name != cls.__name__:
-            raise ModelFileError(
-                f"{path} holds a model of class {model.class_name}, not {cls.__name__}; load "
-                "it with hourglass.load()."
-            )
+        check_model_class(model, cls, path)
         try:
             clusterer = cls(**model.params)
             clusterer._validate_params()
