@@ -38,13 +38,14 @@ def _supported() -> str:
 
 
 _NPY_MAGIC = b"\x93NUMPY"
-# Byte-order marks, longest first: a UTF-32 LE mark starts like a UTF-16 LE one.
+# Byte-order marks and the codecs of the text after them, longest mark first: a UTF-32
+# LE mark starts like a UTF-16 LE one.
 _BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 
 
@@ -139,12 +140,32 @@ def _lines(text: str) -> list[str]:
     ``str.splitlines`` would also split at form feeds, vertical tabs and Unicode line
     separators inside a line, giving more texts than the file has lines.
     """
-    if "\n" not in text:
-        text = text.replace("\r", "\n")  # classic Mac line endings, or a single line
-    lines = text.split("\n")
+    # Without any LF: classic Mac line endings (CR), or a single line.
+    return _split_lines(text, "\n" if "\n" in text else "\r")
+
+
+def _split_lines(text: str, line_break: str) -> list[str]:
+    """The lines of ``text``, each ended by ``line_break`` (LF, or CR in a file without LF).
+
+    Blank lines are kept, as empty texts; a CR before the LF is dropped. A stream
+    reads a text file's blocks of whole lines with this, so that it reads the same
+    lines as :func:`read_data`.
+    """
+    lines = text.split(line_break)
     if lines[-1] == "":
         lines.pop()  # the file's final line break ends the last line; no empty text after it
     return [line.removesuffix("\r") for line in lines]
+
+
+def _text_encoding(start: bytes) -> tuple[int, str]:
+    """The length of the byte-order mark ``start`` begins with (0 if none), and the codec after it.
+
+    UTF-8 without a mark; UTF-8, UTF-16 or UTF-32 with one.
+    """
+    for bom, codec in _BOMS:
+        if start.startswith(bom):
+            return len(bom), codec
+    return 0, "utf-8"
 
 
 def _read_text(path: Path, compressed: bool) -> list[str]:
@@ -152,10 +173,8 @@ def _read_text(path: Path, compressed: bool) -> list[str]:
     raw = path.read_bytes()
     if compressed:
         raw = gzip.decompress(raw)
-    for bom, codec in _BOMS:
-        if raw.startswith(bom):
-            return _lines(raw.decode(codec, errors="replace"))
-    return _lines(raw.decode("utf-8", errors="replace"))
+    skip, codec = _text_encoding(raw[:4])
+    return _lines(raw[skip:].decode(codec, errors="replace"))
 
 
 def read_data(path: str | os.PathLike[str]) -> npt.NDArray[Any] | pd.DataFrame | list[str]:
