@@ -195,6 +195,21 @@ def test_uint8_stays_uint8_for_training(tmp_path: Path) -> None:
     assert x.dtype == torch.uint8
 
 
+def test_integers_train_as_float32_unless_an_encoder_gives_them(tmp_path: Path) -> None:
+    np.save(tmp_path / "i.npy", np.arange(30, dtype=np.int32).reshape(10, 3))
+    stream = Stream.open(tmp_path / "i.npy")
+    x, _ = next(StreamSource(stream).epoch(4, shuffle=False, generator=None))
+    assert x.dtype == torch.float32
+    # An encoder's integers (ids of bytes or tokens) stay integers, as int64; its floats
+    # are float32.
+    ids = StreamSource(stream, encode=lambda rows: np.asarray(rows, dtype=np.int32))
+    x, _ = next(ids.epoch(4, shuffle=False, generator=None))
+    assert x.dtype == torch.int64
+    np.testing.assert_array_equal(x.numpy(), np.arange(12).reshape(4, 3))
+    floats = StreamSource(stream, encode=lambda rows: np.asarray(rows, dtype=np.float64))
+    assert floats.head(2)[0].dtype == torch.float32
+
+
 def test_fingerprint_changes_with_the_file_and_the_split(tmp_path: Path) -> None:
     path = write(tmp_path / "t.npy", _table())
     stream = Stream.open(path)

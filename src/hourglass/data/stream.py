@@ -622,13 +622,18 @@ class StreamSource:
         Numeric data.
     buffer_bytes : int, default=128 MiB
         Size of the shuffle buffer.
+    encode : callable, optional
+        Turns each piece of a table, a :class:`pandas.DataFrame`, into an array
+        of numbers, one row per row of the piece. Integers it gives (other than
+        uint8) are served as int64, e.g. the ids of the bytes of texts; other
+        values as float32.
     """
 
     def __init__(
         self,
         stream: Stream,
         buffer_bytes: int = BUFFER_BYTES,
-        encode: Callable[[pd.DataFrame], NDArray[np.float32]] | None = None,
+        encode: Callable[[pd.DataFrame], NDArray[Any]] | None = None,
     ) -> None:
         if encode is None and not stream.is_numeric:
             raise InvalidInputError(stream._non_numeric_message())
@@ -651,7 +656,12 @@ class StreamSource:
         return self._n_samples
 
     def _tensor(self, piece: NDArray[Any]) -> torch.Tensor:
-        dtype = np.uint8 if piece.dtype == np.uint8 else np.float32
+        """A piece as a tensor: uint8 stays uint8, encoded integers become int64, else float32."""
+        dtype: type[np.generic] = np.float32
+        if piece.dtype == np.uint8:
+            dtype = np.uint8
+        elif self.encode is not None and np.issubdtype(piece.dtype, np.integer):
+            dtype = np.int64  # ids (of bytes, of tokens) stay integers
         array = np.ascontiguousarray(piece, dtype=dtype)
         if not array.flags.writeable:  # a view of pyarrow's memory: torch wants its own
             array = array.copy()
