@@ -1,17 +1,18 @@
 """Data larger than memory: files read in chunks, never whole.
 
 A :class:`Stream` stands for a data set on disk, a ``.npy`` array, a Parquet or
-CSV table, or a directory of such files, and reads it piece by piece with NumPy
-and pyarrow. Estimators take a stream wherever they take an array: ``fit``
-trains on shuffled batches drawn through a bounded shuffle buffer, and every
-scoring method goes through the stream piece by piece.
+CSV table, a text file of one text per line, or a directory of such files, and
+reads it piece by piece with NumPy and pyarrow. Estimators take a stream
+wherever they take an array: ``fit`` trains on shuffled batches drawn through a
+bounded shuffle buffer, and every scoring method goes through the stream piece
+by piece.
 
 The stream is cut into *blocks* (a Parquet row group, a CSV file, a run of
-rows of a ``.npy`` file) that can be read in any order; a block is read in
-*pieces* of bounded size. Training shuffles the order of the blocks every epoch
-and mixes the rows of several blocks in a buffer. Splits (validation,
-calibration) are drawn row by row from a seeded generator per block, so they
-cost no reading and are the same on every pass.
+rows of a ``.npy`` file, a run of whole lines of a text file) that can be read
+in any order; a block is read in *pieces* of bounded size. Training shuffles
+the order of the blocks every epoch and mixes the rows of several blocks in a
+buffer. Splits (validation, calibration) are drawn row by row from a seeded
+generator per block, so they cost no reading and are the same on every pass.
 """
 
 from __future__ import annotations
@@ -36,13 +37,19 @@ from hourglass.exceptions import InvalidInputError
 __all__ = ["STREAM_FORMATS", "Stream", "StreamSource"]
 
 #: File suffixes a stream reads.
-STREAM_FORMATS = (".npy", ".parquet", ".csv")
+STREAM_FORMATS = (".npy", ".parquet", ".csv", ".txt")
 #: Default size of a block of a ``.npy`` file and of a piece read at once.
 PIECE_BYTES = 32 * 2**20
 #: Default size of the training shuffle buffer.
 BUFFER_BYTES = 128 * 2**20
 
-Kind = Literal["npy", "parquet", "csv"]
+Kind = Literal["npy", "parquet", "csv", "txt"]
+#: The column of a text stream's tables.
+TEXT_COLUMN = "text"
+#: How much of a text file its line count reads at once.
+TEXT_SCAN_BYTES = 4 * 2**20
+# A str in memory: the object's header (sys.getsizeof("")) and its pointer in an array.
+_STR_OVERHEAD_BYTES = 49 + 8
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,10 @@ class _Block:
     n_rows: int
     row_group: int = 0  # parquet
     start: int = 0  # npy: first row
+    offset: int = 0  # txt: the byte where the block's first line starts
+    n_bytes: int = 0  # txt: the bytes of its lines, line breaks included
+    encoding: str = "utf-8"  # txt: the codec of the file (after its byte-order mark)
+    line_break: str = "\n"  # txt: what ends a line ("\r" in a file without any "\n")
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ def _row_draws(seed: int, block_index: int, n_rows: int) -> NDArray[np.float64]:
 
 @dataclass(frozen=True)
 class Stream:
-    """A data set on disk read in pieces: ``.npy``, Parquet, CSV, or a directory of them.
+    """A data set on disk read in pieces: ``.npy``, Parquet, CSV, text, or a directory of them.
 
     Open one with :meth:`Stream.open`; pass it to ``fit`` or any scoring
     method of an estimator instead of an array. The constructor's fields are
@@ -84,11 +95,12 @@ class Stream:
         The files (or row groups) read, in order, with their row counts.
     sample_shape : tuple of int
         Shape of one sample: ``(n_features,)`` for tables, ``(h, w)`` for a
-        ``.npy`` file of images.
+        ``.npy`` file of images, ``()`` for texts (one str per row).
     dtype : numpy.dtype
-        The values' type as stored.
+        The values' type as stored (``object`` for texts).
     columns : tuple of str or None
-        Column names of a table; None for ``.npy`` arrays and image columns.
+        Column names of a table (``("text",)`` for texts); None for ``.npy``
+        arrays and image columns.
     list_column : str or None
         Parquet only: the column holding each sample as one fixed-size list.
     splits : tuple
@@ -119,13 +131,21 @@ class Stream:
         drop_columns: Sequence[str] = (),
         piece_bytes: int = PIECE_BYTES,
     ) -> Stream:
-        """Open a ``.npy``, ``.parquet`` or ``.csv`` file, or a directory of them.
+        """Open a ``.npy``, ``.parquet``, ``.csv`` or ``.txt`` file, or a directory of them.
+
+        A ``.txt`` file holds one text per line, read as
+        :func:`~hourglass.data.read_data` reads it: UTF-8 (or UTF-16/32 with a
+        byte-order mark), bytes that are not valid text replaced, blank lines
+        kept as empty texts. Opening it counts its lines (one pass over the
+        file) and cuts it into blocks of whole lines of about ``piece_bytes``.
 
         Parameters
         ----------
         path : path
             A file, or a directory whose files (of one format and one layout)
-            are read in name order.
+            are read in name order. A directory of tables or arrays may hold
+            ``.txt`` files beside them (notes, a README), which are left out;
+            it is read as text only when it holds nothing else.
         drop_columns : sequence of str, default=()
             Columns of a table to leave out (an id, a label).
         piece_bytes : int, default=32 MiB
@@ -146,6 +166,8 @@ class Stream:
             files = sorted(
                 p for p in root.iterdir() if p.is_file() and p.suffix.lower() in STREAM_FORMATS
             )
+            if any(p.suffix.lower() != ".txt" for p in files):  # text beside data: notes
+                files = [p for p in files if p.suffix.lower() != ".txt"]
             if not files:
                 raise InvalidInputError(
                     f"{root} holds no {', '.join(STREAM_FORMATS)} files to read. Point to a "
@@ -167,7 +189,12 @@ class Stream:
                 f"Cannot stream {root}: use {', '.join(STREAM_FORMATS)} files (or read it "
                 "whole with hourglass.data.read_data)."
             )
-        opener = {".npy": _open_npy, ".parquet": _open_parquet, ".csv": _open_csv}[suffix]
+        opener = {
+            ".npy": _open_npy,
+            ".parquet": _open_parquet,
+            ".csv": _open_csv,
+            ".txt": _open_txt,
+        }[suffix]
         parts = [opener(p, tuple(drop_columns), piece_bytes) for p in files]
         first = parts[0]
         for part, file in zip(parts[1:], files[1:], strict=True):
@@ -183,6 +210,11 @@ class Stream:
                 )
         dtype = np.result_type(*(part.dtype for part in parts))
         blocks = tuple(block for part in parts for block in part.blocks)
+        if suffix == ".txt" and not blocks:
+            raise InvalidInputError(
+                f"{root} holds no lines of text: a text stream reads one text per line. Point "
+                "to a .txt file that has some."
+            )
         return replace(first, blocks=blocks, dtype=dtype, piece_bytes=piece_bytes)
 
     # --------------------------------------------------------------- describing
@@ -208,14 +240,35 @@ class Stream:
         return self.dtype != np.dtype(object)
 
     @property
+    def is_text(self) -> bool:
+        """Whether the stream reads texts (``.txt`` files, one text per line).
+
+        Its pieces are tables of one column, ``"text"``, of str (or, with
+        ``as_frame=False``, 1-D arrays of str); it trains text models.
+        """
+        return bool(self.blocks) and self.blocks[0].kind == "txt"
+
+    @property
     def row_bytes(self) -> int:
-        """Bytes of one sample in memory (8 per value for non-numeric columns)."""
+        """Bytes of one sample in memory (8 per value for non-numeric columns).
+
+        For texts, an estimate: a Python str of the file's mean line length.
+        """
+        if self.is_text:
+            n_bytes = sum(block.n_bytes for block in self.blocks)
+            n_lines = sum(block.n_rows for block in self.blocks)
+            return _STR_OVERHEAD_BYTES + -(-n_bytes // max(1, n_lines))
         return max(1, int(np.prod(self.sample_shape)) * max(1, self.dtype.itemsize))
 
     def __len__(self) -> int:
         return self.n_rows
 
     def __repr__(self) -> str:
+        if self.is_text:
+            return (
+                f"Stream({len(self.paths)} file(s) like {self.paths[0]}, {self.n_rows} lines of "
+                "text)"
+            )
         return (
             f"Stream({len(self.paths)} file(s) like {self.paths[0]}, {self.n_rows} rows, samples "
             f"of shape {self.sample_shape}, {self.dtype})"
@@ -285,6 +338,8 @@ class Stream:
         rows = self._piece_rows()
         if block.kind == "npy":
             yield from _read_npy_rows(block, self.sample_shape, self.dtype, rows)
+        elif block.kind == "txt":
+            yield _read_text_block(block)  # a block holds about piece_bytes of lines
         elif block.kind == "parquet":
             yield from _parquet_batches(block, rows, self.columns)
         else:
@@ -307,6 +362,8 @@ class Stream:
             yield piece
 
     def _convert(self, raw: Any, *, as_frame: bool) -> Any:
+        if self.is_text:
+            return pd.DataFrame({TEXT_COLUMN: raw}) if as_frame else raw
         if isinstance(raw, np.ndarray):
             return raw
         if self.list_column is not None:
@@ -321,6 +378,11 @@ class Stream:
         return np.column_stack(columns).astype(self.dtype, copy=False)
 
     def _non_numeric_message(self) -> str:
+        if self.is_text:
+            return (
+                f"{self.paths[0]} holds lines of text, which only text models take: a text "
+                "stream trains a text model. Use arch='auto', 'sequence' or 'transformer'."
+            )
         return (
             f"{self.paths[0]} has non-numeric columns, which only arch='tabular' models take. "
             "Use arch='tabular' (or 'auto'), or drop those columns."
@@ -334,7 +396,8 @@ class Stream:
         as_frame : bool, optional
             Give tables as pandas DataFrames (the default for tables) or as
             NumPy arrays (numeric columns only). Arrays of ``.npy`` files and
-            image columns are always arrays.
+            image columns are always arrays. Texts come as DataFrames of one
+            column, ``"text"``, or as 1-D arrays of str (dtype object).
 
         Yields
         ------
@@ -347,6 +410,8 @@ class Stream:
 
     def n_pieces(self) -> int:
         """About how many pieces :meth:`pieces` yields (for progress bars)."""
+        if self.is_text:  # one piece a block
+            return len(self._block_indices())
         rows = self._piece_rows()
         return sum(math.ceil(self.blocks[i].n_rows / rows) for i in self._block_indices())
 
@@ -582,6 +647,122 @@ def _open_csv(path: Path, drop_columns: tuple[str, ...], piece_bytes: int) -> St
     )
 
 
+def _open_txt(path: Path, drop_columns: tuple[str, ...], piece_bytes: int) -> Stream:
+    from hourglass.data.files import _text_encoding
+
+    if drop_columns:
+        raise InvalidInputError(f"--drop-columns applies to tables; {path} holds lines of text.")
+    try:
+        with open(path, "rb") as handle:
+            skip, encoding = _text_encoding(handle.read(4))
+        blocks, n_breaks = _text_blocks(path, skip, encoding, "\n", piece_bytes)
+        if not n_breaks:  # no LF anywhere: lines end with CR (classic Mac), as read_data reads them
+            blocks, _ = _text_blocks(path, skip, encoding, "\r", piece_bytes)
+    except OSError as error:
+        raise InvalidInputError(f"{path} cannot be read: {error}. Check the file.") from None
+    return Stream(blocks, (), np.dtype(object), (TEXT_COLUMN,), piece_bytes=piece_bytes)
+
+
+class _LineBlocks:
+    """Cuts lines into blocks of at most ``piece_bytes`` (a longer line makes a block alone)."""
+
+    def __init__(self, start: int, piece_bytes: int) -> None:
+        self.piece_bytes = piece_bytes
+        self.start = start  # where the open block starts
+        self.n_lines = 0  # its lines so far
+        self.end = start  # where its last line ends
+        self.cuts: list[tuple[int, int, int]] = []  # (offset, bytes, lines) of each block
+
+    def add(self, ends: NDArray[np.int64]) -> None:
+        """Take the next lines, given by where they end (sorted)."""
+        while len(ends):
+            fit = int(np.searchsorted(ends, self.start + self.piece_bytes, side="right"))
+            if fit == len(ends):  # all of them fit in the open block
+                self.n_lines += fit
+                self.end = int(ends[-1])
+                return
+            if self.n_lines + fit == 0:  # a line longer than a piece
+                fit = 1
+            if fit:
+                self.n_lines += fit
+                self.end = int(ends[fit - 1])
+            self._close()
+            ends = ends[fit:]
+
+    def finish(self) -> list[tuple[int, int, int]]:
+        """The blocks (offset, bytes, lines), the last one closed."""
+        if self.n_lines:
+            self._close()
+        return self.cuts
+
+    def _close(self) -> None:
+        self.cuts.append((self.start, self.end - self.start, self.n_lines))
+        self.start, self.n_lines = self.end, 0
+
+
+def _text_blocks(
+    path: Path, skip: int, encoding: str, line_break: str, piece_bytes: int
+) -> tuple[tuple[_Block, ...], int]:
+    """Blocks of whole lines of a text file, and how many ``line_break`` it holds.
+
+    One pass in chunks of :data:`TEXT_SCAN_BYTES`. In UTF-16 and UTF-32 a line
+    break is a whole code unit (2 or 4 bytes at its place), never part of
+    another character; in UTF-8 its byte is never part of another character,
+    valid or not. So the file decodes block by block exactly as it does whole.
+    """
+    code = line_break.encode(encoding)
+    unit = len(code)
+    units = np.dtype(f"{'<' if encoding.endswith('le') else '>'}u{unit}")  # code units
+    chunk_bytes = TEXT_SCAN_BYTES - TEXT_SCAN_BYTES % 4
+    lines = _LineBlocks(skip, piece_bytes)
+    n_breaks, last_end, position = 0, skip, skip
+    with open(path, "rb") as handle:
+        handle.seek(skip)
+        while chunk := handle.read(chunk_bytes):
+            found = np.flatnonzero(
+                np.frombuffer(chunk, units, count=len(chunk) // unit) == ord(line_break)
+            )
+            if len(found):
+                ends = position + (found.astype(np.int64) + 1) * unit
+                lines.add(ends)
+                n_breaks += len(ends)
+                last_end = int(ends[-1])
+            position += len(chunk)
+    if position > last_end:  # a last line without a line break
+        lines.add(np.array([position], dtype=np.int64))
+    blocks = tuple(
+        _Block(
+            path,
+            "txt",
+            n_lines,
+            offset=offset,
+            n_bytes=n_bytes,
+            encoding=encoding,
+            line_break=line_break,
+        )
+        for offset, n_bytes, n_lines in lines.finish()
+    )
+    return blocks, n_breaks
+
+
+def _read_text_block(block: _Block) -> NDArray[np.object_]:
+    """The lines of a block of a text file, as a 1-D array of str."""
+    from hourglass.data.files import _split_lines
+
+    with open(block.path, "rb") as handle:
+        handle.seek(block.offset)
+        raw = handle.read(block.n_bytes)
+    lines = _split_lines(raw.decode(block.encoding, errors="replace"), block.line_break)
+    if len(raw) != block.n_bytes or len(lines) != block.n_rows:
+        raise InvalidInputError(
+            f"{block.path} changed after the stream was opened: it no longer has the lines "
+            "it had. Open the stream again."
+        )
+    texts = np.empty(len(lines), dtype=object)
+    texts[:] = lines
+    return texts
+
+
 # ------------------------------------------------------------------ training
 
 
@@ -619,14 +800,15 @@ class StreamSource:
     Parameters
     ----------
     stream : Stream
-        Numeric data.
+        Numeric data, or any table (texts included) with ``encode``.
     buffer_bytes : int, default=128 MiB
         Size of the shuffle buffer.
     encode : callable, optional
         Turns each piece of a table, a :class:`pandas.DataFrame`, into an array
         of numbers, one row per row of the piece. Integers it gives (other than
         uint8) are served as int64, e.g. the ids of the bytes of texts; other
-        values as float32.
+        values as float32. For texts, the buffer's rows are counted from the
+        size of the first encoded piece's rows.
     """
 
     def __init__(
@@ -639,7 +821,11 @@ class StreamSource:
             raise InvalidInputError(stream._non_numeric_message())
         self.stream = stream
         self.encode = encode
+        self.buffer_bytes = buffer_bytes
         self.buffer_rows = max(1, buffer_bytes // stream.row_bytes)
+        # A text's encoded row (e.g. a fixed number of int64 ids) is far larger than the
+        # text: measure it on the first piece rather than estimate it from the file.
+        self._measure_rows = encode is not None and stream.is_text
         self._n_samples = stream.n_rows
 
     def _pieces(self, block: int) -> Iterator[NDArray[Any]]:
@@ -736,6 +922,11 @@ class StreamSource:
         for block in blocks:
             for piece in self._pieces(block):
                 pending.append(self._tensor(piece))
+                if self._measure_rows and pending[-1].shape[0]:
+                    row = pending[-1][0]
+                    row_bytes = max(1, row.numel() * row.element_size())
+                    self.buffer_rows = max(1, self.buffer_bytes // row_bytes)
+                    self._measure_rows = False
                 count += pending[-1].shape[0]
                 if count >= self.buffer_rows:
                     rows = torch.cat(pending)
