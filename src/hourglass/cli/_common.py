@@ -70,7 +70,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, streaming: bool = Fal
         default="auto",
         help=(
             "read DATA in pieces instead of whole: 'auto' (default) streams directories and "
-            f".npy/.parquet/.csv files over {STREAM_THRESHOLD_BYTES // 2**20} MiB "
+            f"{'/'.join(STREAM_FORMATS)} files over {STREAM_THRESHOLD_BYTES // 2**20} MiB "
             "($HOURGLASS_STREAM_BYTES overrides)"
         ),
     )

@@ -1,8 +1,8 @@
 """Loading data: files in any supported format, and named data sets fetched on demand.
 
 - :func:`read_data` reads ``.npy``, ``.npz``, ``.csv``, ``.parquet`` and IDX files.
-- :class:`Stream` reads ``.npy``, Parquet and CSV files (or folders of them) larger than
-  memory, piece by piece; estimators take one wherever they take an array.
+- :class:`Stream` reads ``.npy``, Parquet, CSV and text files (or folders of them) larger
+  than memory, piece by piece; estimators take one wherever they take an array.
 - :func:`read_idx` and :func:`write_idx` read and write IDX arrays, raw or gzipped.
 - :func:`load_mnist` and :func:`load_fashion_mnist` find the data sets on this
   machine or download them, verified, into a cache; the registry functions
