@@ -80,7 +80,7 @@ def test_conv_needs_images() -> None:
         Autoencoder(arch="conv", **FAST).fit(rows)
 
 
-def test_auto_picks_dense_for_images_tabular_for_tables_and_sequence_for_texts(
+def test_auto_picks_dense_for_images_tabular_for_tables_and_transformer_for_texts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     images = _bars(60, seed=8)
@@ -92,7 +92,7 @@ def test_auto_picks_dense_for_images_tabular_for_tables_and_sequence_for_texts(
     auto = Autoencoder(arch="auto", random_state=0, **FAST)
     assert auto.fit(rows).arch_ == "tabular"  # 2-D arrays are tables
     assert auto.fit(pd.DataFrame(rows)).arch_ == "tabular"
-    assert auto.fit(["a text", "another one"] * 10).arch_ == "sequence"
+    assert auto.fit(["a text", "another one"] * 10).arch_ == "transformer"
     # Options only the dense family takes keep 2-D arrays on it.
     assert auto.set_params(noise="gaussian").fit(rows).arch_ == "dense"
     assert auto.set_params(noise=None, loss="mse").fit(rows).arch_ == "dense"

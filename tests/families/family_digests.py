@@ -90,7 +90,10 @@ def cases() -> dict[str, tuple[Callable[[], Any], Any]]:
             lambda: AutoencoderOutlierDetector(score_type="error", **FAST).fit(frame),
             frame,
         ),
-        "sequence": (lambda: AutoencoderOutlierDetector(latent_dim=8, **FAST).fit(texts), texts),
+        "sequence": (
+            lambda: AutoencoderOutlierDetector(arch="sequence", latent_dim=8, **FAST).fit(texts),
+            texts,
+        ),
     }
 
 

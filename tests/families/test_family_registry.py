@@ -18,7 +18,15 @@ from hourglass.families import (
 
 
 def test_every_family_is_registered_under_its_name() -> None:
-    assert ARCHITECTURES == ("dense", "conv", "vae", "conv_vae", "sequence", "tabular")
+    assert ARCHITECTURES == (
+        "dense",
+        "conv",
+        "vae",
+        "conv_vae",
+        "sequence",
+        "tabular",
+        "transformer",
+    )
     for name, family in FAMILIES.items():
         assert family.name == name
         assert get_family(name) is family
@@ -32,7 +40,7 @@ def test_an_unknown_family_name_is_a_value_error() -> None:
 @pytest.mark.parametrize(
     ("X", "params", "expected"),
     [
-        (["a text", "another text"], {}, "sequence"),
+        (["a text", "another text"], {}, "transformer"),
         (mixed_table(20, 0), {}, "tabular"),
         (np.zeros((20, 5)), {}, "tabular"),
         (pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}), {}, "tabular"),

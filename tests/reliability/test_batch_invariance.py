@@ -149,11 +149,12 @@ def test_every_family_is_batch_invariant(family: str) -> None:
             )
 
 
-def test_texts_of_different_lengths_score_as_they_would_alone() -> None:
+@pytest.mark.parametrize("arch", ["sequence", "transformer"])
+def test_texts_of_different_lengths_score_as_they_would_alone(arch: str) -> None:
     """Texts are grouped by length: a long companion changes nothing for a short text."""
     texts = ["ab", "the cat sat on the mat " * 6, "a dog ran far away", "x" * 200, "hi there"] * 8
     model = AutoencoderOutlierDetector(
-        arch="sequence",
+        arch=arch,
         hidden_dims=(16,),
         latent_dim=4,
         epochs=1,

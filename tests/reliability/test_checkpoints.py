@@ -43,6 +43,10 @@ FAMILIES: dict[str, tuple[dict[str, Any], Any]] = {
     "vae": ({"arch": "vae", "latent_dim": 2, "hidden_dims": (16, 8)}, bar_images(120, 0)),
     "tabular": ({"arch": "tabular", "latent_dim": 3}, mixed_table(120, 0)),
     "sequence": ({"arch": "sequence", "latent_dim": 4, "hidden_dims": (16,)}, ["ab", "abc"] * 20),
+    "transformer, typos": (
+        {"arch": "transformer", "latent_dim": 4, "hidden_dims": (16,), "noise": "typos"},
+        ["a cat", "the dog sat"] * 20,
+    ),
 }
 
 

@@ -29,6 +29,12 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "conv_vae": {"arch": "conv_vae"},
     "tabular": {"arch": "tabular"},
     "sequence": {"arch": "sequence", "hidden_dims": (16,)},
+    "transformer": {"arch": "transformer", "hidden_dims": (16,)},
+    "transformer, denoising": {
+        "arch": "transformer",
+        "hidden_dims": (16,),
+        "noise": "word_deletion",
+    },
 }
 
 
@@ -36,7 +42,7 @@ def family_data(family: str) -> Any:
     """Small training data for ``family``."""
     if family == "tabular":
         return mixed_table(120, 0)
-    if family == "sequence":
+    if family.startswith(("sequence", "transformer")):
         return ["the cat sat", "on the mat", "a dog ran", "far away"] * 10
     return bar_images(120, 0)
 

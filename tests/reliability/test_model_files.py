@@ -81,6 +81,9 @@ def _train_models() -> dict[str, Any]:
         "sequence": Autoencoder(arch="sequence", latent_dim=4, hidden_dims=(8,), **TRAIN).fit(
             _texts()
         ),
+        "transformer": Autoencoder(arch="transformer", latent_dim=4, hidden_dims=(8,), **TRAIN).fit(
+            _texts()
+        ),
     }
 
 
@@ -200,7 +203,7 @@ def _same_global_state(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
 
 def _probe_input(model: Any) -> Any:
     """Three samples shaped the way the loaded model says its data are shaped."""
-    if model.arch_ == "sequence":
+    if model.arch_ in ("sequence", "transformer"):
         return ["hello", "", "abc"]
     if model.arch_ == "tabular":
         schema = model.table_schema_
@@ -346,6 +349,7 @@ NASTY = st.one_of(
             "conv_vae",
             "tabular",
             "sequence",
+            "transformer",
             "linear",
             "sigmoid",
             "nll",
@@ -398,7 +402,9 @@ def config_edits(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-MODELS = st.sampled_from(["conv images", "dense detector", "vae", "tabular", "sequence"])
+MODELS = st.sampled_from(
+    ["conv images", "dense detector", "vae", "tabular", "sequence", "transformer"]
+)
 
 
 # ---------------------------------------------------------------------- fuzzing
@@ -582,6 +588,7 @@ HUGE: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
         _set("state", input_shape_=[10**12], n_features_in_=10**12),
     ),
     "sequence hidden 2**20": ("sequence", _set("params", hidden_dims=[2**20])),
+    "transformer width 2**20": ("transformer", _set("params", hidden_dims=[2**20])),
     "tabular vocabulary 200000": ("tabular", _huge_vocabulary),
 }
 
@@ -826,7 +833,9 @@ def test_a_tabular_model_without_its_schema_is_rejected(
     assert isinstance(error, ModelFileError)
 
 
-@pytest.mark.parametrize("which", ["conv images", "dense detector", "tabular", "sequence", "vae"])
+@pytest.mark.parametrize(
+    "which", ["conv images", "dense detector", "tabular", "sequence", "transformer", "vae"]
+)
 def test_pristine_models_load_whole(saved: dict[str, Path], scratch: Path, which: str) -> None:
     # The oracle itself accepts real models: the guards are not what rejects the others.
     model = _load_or_documented_error(_copy(saved, which, scratch))

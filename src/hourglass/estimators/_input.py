@@ -282,7 +282,7 @@ def prepare_text(estimator: BaseEstimator, X: Any, *, max_length: int) -> Prepar
     name = type(estimator).__name__
     if isinstance(X, str):
         raise InvalidInputError(
-            f"{name} with arch='sequence' takes a list of texts, not a single string; wrap "
+            f"A text model ({name}) takes a list of texts, not a single string; wrap "
             "it in a list: [text]."
         )
     if hasattr(X, "columns") or isinstance(X, Mapping | Set) or getattr(X, "ndim", 1) != 1:
@@ -294,7 +294,7 @@ def prepare_text(estimator: BaseEstimator, X: Any, *, max_length: int) -> Prepar
         else:
             what = f"an array of shape {tuple(X.shape)}"
         raise InvalidInputError(
-            f"{name} with arch='sequence' needs strings: a list (or 1-D array, or pandas "
+            f"A text model ({name}) needs strings: a list (or 1-D array, or pandas "
             f"Series) of str; got {what}. Pass the texts themselves, e.g. frame['text'] for a "
             "column of a DataFrame."
         )
@@ -302,7 +302,7 @@ def prepare_text(estimator: BaseEstimator, X: Any, *, max_length: int) -> Prepar
         texts = list(X)
     except TypeError:
         raise InvalidInputError(
-            f"{name} with arch='sequence' takes a list (or array, or pandas Series) of "
+            f"A text model ({name}) takes a list (or array, or pandas Series) of "
             f"strings; got {type(X).__name__}."
         ) from None
     if not texts:
@@ -316,7 +316,7 @@ def prepare_text(estimator: BaseEstimator, X: Any, *, max_length: int) -> Prepar
             else "Convert them to str or drop them first (missing texts can be '')."
         )
         raise InvalidInputError(
-            f"{name} with arch='sequence' needs strings, but item {bad[0]} is a "
+            f"A text model ({name}) needs strings, but item {bad[0]} is a "
             f"{type(first).__name__} ({len(bad)} non-string item(s) in all). {hint}"
         )
     return PreparedInput(values=ByteTokenizer(max_length).encode(texts))

@@ -13,6 +13,7 @@ from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.families import ARCHITECTURES
 from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.noise import NOISE_KINDS
+from hourglass.nn.text_features import TEXT_NOISE_KINDS
 from hourglass.scoring import ERROR_METRICS
 
 __all__ = ["PARAMETER_CONSTRAINTS", "check_count", "resolve_device", "seed_from"]
@@ -37,7 +38,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "num_threads": [Interval(Integral, 1, None, closed="left"), None],
     "beta": [Interval(Real, 0, None, closed="left")],
     "categorical_columns": ["array-like", None],
-    "noise": [StrOptions(set(NOISE_KINDS)), None],
+    "noise": [StrOptions(set(NOISE_KINDS) | set(TEXT_NOISE_KINDS)), None],
     "noise_strength": [Interval(Real, 0, None, closed="neither")],
     "invariance": [Interval(Real, 0, None, closed="left")],
     "trim": [Interval(Real, 0, 0.5, closed="left"), StrOptions({"auto"})],

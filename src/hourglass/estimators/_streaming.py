@@ -43,8 +43,9 @@ class StreamInput:
     feature_min: NDArray[np.float32]  # per feature, scaled to [0, 1] for uint8 data
     feature_max: NDArray[np.float32]
     family: str = ""  # the model family (arch) the stream was checked for
-    # Tables: packs a DataFrame piece into the model's layout (TableSchema.encode).
-    encode: Callable[[pd.DataFrame], NDArray[np.float32]] | None = None
+    # Tables and texts: packs a DataFrame piece into the model's layout (TableSchema.encode,
+    # or texts' byte ids).
+    encode: Callable[[pd.DataFrame], NDArray[Any]] | None = None
     # Tables: encoded rows of the sample the schema was fitted on.
     sample: NDArray[np.float32] | None = None
 

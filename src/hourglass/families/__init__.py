@@ -9,6 +9,7 @@
 ``"conv_vae"``  :class:`~hourglass.families.variational.ConvVariationalFamily`
 ``"sequence"``  :class:`~hourglass.families.sequence.SequenceFamily`
 ``"tabular"``   :class:`~hourglass.families.tabular.TabularFamily`
+``"transformer"`` :class:`~hourglass.families.transformer.TransformerFamily`
 ==============  ============================================================
 
 :func:`choose_family` resolves ``arch`` for training data, ``"auto"`` included;
@@ -30,7 +31,9 @@ from hourglass.families.conv import ConvFamily
 from hourglass.families.dense import DenseFamily
 from hourglass.families.sequence import SequenceFamily
 from hourglass.families.tabular import TabularFamily, has_non_numeric_columns
+from hourglass.families.transformer import TransformerFamily
 from hourglass.families.variational import ConvVariationalFamily, DenseVariationalFamily
+from hourglass.nn.noise import NOISE_KINDS
 
 if TYPE_CHECKING:
     from hourglass.estimators._base import BaseAutoencoder
@@ -57,10 +60,15 @@ FAMILIES: dict[str, Family] = {
         ConvVariationalFamily(),
         SequenceFamily(),
         TabularFamily(),
+        TransformerFamily(),
     )
 }
 #: The ``arch`` values besides ``"auto"``.
 ARCHITECTURES: tuple[str, ...] = tuple(FAMILIES)
+#: What ``arch="auto"`` trains on texts: of the two text families, the one whose codes
+#: carry topic, which also flags foreign-language text better and trains faster
+#: (``benchmarks/text.py``).
+TEXT_DEFAULT = "transformer"
 #: The family of models saved before ``arch_`` was recorded, when their ``arch`` was "auto".
 FAMILY_BEFORE_ARCH_WAS_SAVED = "dense"
 
@@ -85,7 +93,7 @@ def get_family(name: str) -> Family:
 def _asks_for_dense(estimator: BaseAutoencoder) -> bool:
     """Whether options only the dense family has were set: denoising, a fixed output or loss."""
     return (
-        estimator.noise is not None
+        estimator.noise in NOISE_KINDS
         or estimator.output_activation != "auto"
         or estimator.loss != "auto"
     )
@@ -116,14 +124,15 @@ def _is_table(estimator: BaseAutoencoder, X: Any) -> bool:
 def choose_family(estimator: BaseAutoencoder, X: Any) -> Family:
     """The family that trains on ``X``: ``estimator.arch``, or for ``"auto"`` the data's.
 
-    ``"auto"`` picks the sequence family for texts, the tabular family for tables
+    ``"auto"`` picks the transformer family for texts (lists of str and ``.txt``
+    streams), the tabular family for tables
     (DataFrames, table files, 2-D arrays) and the dense reference model for images
     and for rows when options of the dense family (noise, output, loss) are set.
     """
     if estimator.arch != "auto":
         return get_family(estimator.arch)
-    if not isinstance(X, Stream) and is_text(X):
-        return FAMILIES["sequence"]
+    if getattr(X, "is_text", False) if isinstance(X, Stream) else is_text(X):
+        return FAMILIES[TEXT_DEFAULT]
     if _is_table(estimator, X):
         return FAMILIES["tabular"]
     return FAMILIES["dense"]

@@ -23,7 +23,7 @@ from hourglass.estimators._streaming import StreamInput, scan_stream
 from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.families._family import Family
 from hourglass.nn.invariance import InvariantAutoencoder
-from hourglass.nn.noise import corrupt
+from hourglass.nn.noise import NOISE_KINDS, corrupt
 from hourglass.scoring import ERROR_METRICS, per_sample_error
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ def input_corruption(
     """The training-time corruption of a denoising autoencoder (None without ``noise``)."""
     if estimator.noise is None:
         return None
+    if estimator.noise not in NOISE_KINDS:
+        raise InvalidParameterError(
+            f"noise={estimator.noise!r} corrupts texts; arrays take noise in {list(NOISE_KINDS)}."
+        )
     if estimator.noise != "gaussian" and estimator.noise_strength > 1:
         raise InvalidParameterError(
             f"The 'noise_strength' parameter of {type(estimator).__name__} is the fraction of "

@@ -152,11 +152,13 @@ class SequenceAutoencoder(ReconstructionModule):
     def reconstruction_loss(
         self, x: torch.Tensor, target: torch.Tensor, loss: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean NLL per byte over the batch's bytes, and the next-byte error rate."""
-        tokens = x.long()
-        length = int(self.lengths(tokens).max())
-        tokens = tokens[:, :length]
-        logits = self.decode_logits_for(self.encode(tokens), tokens)
+        """Mean NLL per byte of ``target`` given the code of ``x``, and the next-byte error rate.
+
+        ``x`` and ``target`` differ for a denoising model (``x`` corrupted).
+        """
+        length = int(torch.maximum(self.lengths(x.long()), self.lengths(target.long())).max())
+        tokens = target.long()[:, :length]
+        logits = self.decode_logits_for(self.encode(x.long()[:, :length]), tokens)
         value = F.cross_entropy(logits.transpose(1, 2), tokens, ignore_index=PAD)
         with torch.no_grad():
             real = tokens != PAD

@@ -1,4 +1,4 @@
-"""Text: a sequence autoencoder trained on one kind of text flags another."""
+"""Text: both text families (GRU and transformer) flag unfamiliar text, encode, decode, denoise."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from hourglass import Autoencoder, AutoencoderOutlierDetector, load
-from hourglass.exceptions import InvalidInputError
+from hourglass.data import Stream
+from hourglass.exceptions import InvalidInputError, InvalidParameterError
+
+TEXT_FAMILIES = ["sequence", "transformer"]
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "red", "house", "sea"]
 SMALL = {"latent_dim": 8, "hidden_dims": (32,), "verbose": 0, "random_state": 0}
@@ -25,10 +28,10 @@ def _gibberish(n: int, seed: int) -> list[str]:
     return ["".join(rng.choice(letters, size=rng.integers(10, 40))) for _ in range(n)]
 
 
-@pytest.fixture(scope="module")
-def model() -> AutoencoderOutlierDetector:
+@pytest.fixture(scope="module", params=TEXT_FAMILIES)
+def model(request: pytest.FixtureRequest) -> AutoencoderOutlierDetector:
     return AutoencoderOutlierDetector(
-        arch="sequence", epochs=8, learning_rate=3e-3, fpr=0.05, **SMALL
+        arch=request.param, epochs=8, learning_rate=3e-3, fpr=0.05, **SMALL
     ).fit(_sentences(600, seed=0))
 
 
@@ -43,7 +46,7 @@ def test_unfamiliar_text_costs_more_bits_per_byte(model: AutoencoderOutlierDetec
 def test_history_records_the_next_byte_error_rate(model: AutoencoderOutlierDetector) -> None:
     assert set(model.history_) >= {"loss", "error_rate", "epoch_time"}
     assert model.history_["loss"][-1] < model.history_["loss"][0]
-    assert model.arch_ == "sequence"
+    assert model.arch_ in TEXT_FAMILIES
 
 
 def test_codes_reconstructions_and_neighbours(model: AutoencoderOutlierDetector) -> None:
@@ -67,22 +70,73 @@ def test_save_load_gives_bit_identical_scores(
     np.testing.assert_array_equal(restored.transform(texts), model.transform(texts))
 
 
-def test_same_seed_same_model() -> None:
+@pytest.mark.parametrize("arch", TEXT_FAMILIES)
+def test_same_seed_same_model(arch: str) -> None:
     texts = _sentences(120, seed=8)
-    a = Autoencoder(arch="sequence", epochs=1, **SMALL).fit(texts)
-    b = Autoencoder(arch="sequence", epochs=1, **SMALL).fit(texts)
+    a = Autoencoder(arch=arch, epochs=1, **SMALL).fit(texts)
+    b = Autoencoder(arch=arch, epochs=1, **SMALL).fit(texts)
     np.testing.assert_array_equal(a.reconstruction_error(texts), b.reconstruction_error(texts))
 
 
-def test_auto_chooses_the_sequence_family_for_texts() -> None:
+def test_auto_chooses_the_transformer_family_for_texts() -> None:
     model = Autoencoder(arch="auto", epochs=1, **SMALL).fit(_sentences(50, seed=9))
-    assert model.arch_ == "sequence"
+    assert model.arch_ == "transformer"
+
+
+@pytest.mark.parametrize("arch", TEXT_FAMILIES)
+def test_a_text_scores_the_same_alone_and_in_any_batch(arch: str) -> None:
+    model = Autoencoder(arch=arch, epochs=1, **SMALL).fit(_sentences(100, seed=10))
+    texts = [*_sentences(40, seed=11), "x" * 300, ""]
+    together = model.reconstruction_error(texts)
+    alone = np.array([model.reconstruction_error([text])[0] for text in texts])
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(model.transform(texts[::-1]), model.transform(texts)[::-1])
+
+
+@pytest.mark.parametrize("arch", TEXT_FAMILIES)
+@pytest.mark.parametrize("noise", ["word_deletion", "typos"])
+def test_a_denoising_text_model_returns_cleaned_strings(arch: str, noise: str) -> None:
+    texts = _sentences(300, seed=12)
+    model = Autoencoder(
+        arch=arch, noise=noise, noise_strength=0.3, epochs=3, learning_rate=3e-3, **SMALL
+    ).fit(texts)
+    cleaned = model.denoise(["the cat sat on a mat", "the dgo ran to hte sea"])
+    assert len(cleaned) == 2
+    assert all(isinstance(text, str) for text in cleaned)
+    assert model.history_["loss"][-1] < model.history_["loss"][0]
+
+
+def test_text_noise_changes_training_and_array_noise_is_refused_for_texts() -> None:
+    texts = _sentences(120, seed=13)
+    plain = Autoencoder(arch="transformer", epochs=1, **SMALL).fit(texts)
+    noisy = Autoencoder(arch="transformer", epochs=1, noise="typos", **SMALL).fit(texts)
+    assert not np.array_equal(plain.transform(texts), noisy.transform(texts))
+    with pytest.raises(InvalidParameterError, match="texts take noise in"):
+        Autoencoder(arch="transformer", noise="gaussian", epochs=1, **SMALL).fit(texts)
+    with pytest.raises(InvalidParameterError, match="corrupts texts"):
+        Autoencoder(arch="dense", noise="typos", epochs=1, **SMALL).fit(np.zeros((20, 4)))
+
+
+@pytest.mark.parametrize("arch", ["auto", "sequence"])
+def test_text_models_train_from_a_text_stream(arch: str, tmp_path: Path) -> None:
+    texts = _sentences(400, seed=14)
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    stream = Stream.open(path, piece_bytes=1024)  # many blocks
+    model = Autoencoder(arch=arch, epochs=2, learning_rate=3e-3, **SMALL).fit(stream)
+    assert model.arch_ == ("transformer" if arch == "auto" else arch)
+    assert model.history_["loss"][-1] < model.history_["loss"][0]
+    np.testing.assert_array_equal(
+        model.reconstruction_error(stream), model.reconstruction_error(texts)
+    )
+    assert model.transform(stream).shape == (400, 8)
 
 
 @pytest.mark.parametrize(
     ("arch", "X", "message"),
     [
-        ("sequence", np.zeros((5, 3)), "arch='sequence' needs strings"),
+        ("sequence", np.zeros((5, 3)), "needs strings: a list"),
+        ("transformer", np.zeros((5, 3)), "needs strings: a list"),
         ("dense", ["some text", "more text"], "arch='dense' needs numeric arrays; got texts"),
         ("sequence", "one string", "not a single string"),
         ("sequence", ["text", 3], "item 1 is a int"),
@@ -94,12 +148,8 @@ def test_mismatched_data_and_family_are_clear_errors(arch: str, X: object, messa
         Autoencoder(arch=arch, epochs=1, **SMALL).fit(X)
 
 
-def test_noise_is_rejected_for_text() -> None:
-    with pytest.raises(InvalidInputError, match="does not apply to arch='sequence'"):
-        Autoencoder(arch="sequence", noise="mask", epochs=1, **SMALL).fit(_sentences(20, 1))
-
-
-def test_english_model_flags_german_on_the_real_texts() -> None:
+@pytest.mark.parametrize("arch", TEXT_FAMILIES)
+def test_english_model_flags_german_on_the_real_texts(arch: str) -> None:
     """A small, briefly trained model; the full benchmark (benchmarks/text.py) reaches 0.97."""
     import os
 
@@ -114,7 +164,7 @@ def test_english_model_flags_german_on_the_real_texts() -> None:
     train = [english[i] for i in order[:1500]]
     held_out = [english[i] for i in order[-300:]]
     model = Autoencoder(
-        arch="sequence",
+        arch=arch,
         epochs=2,
         latent_dim=16,
         hidden_dims=(64,),
