@@ -145,7 +145,7 @@ def test_models_streams_cannot_train_say_what_to_do(tmp_path: Path) -> None:
         AutoencoderOutlierDetector(**{**SMALL, "arch": "dense"}).fit(
             Stream.open(tmp_path / "mixed.parquet")
         )
-    with pytest.raises(InvalidInputError, match="arch='sequence' cannot be trained from a stream"):
+    with pytest.raises(InvalidInputError, match="arch='sequence' trains on texts: a list of str"):
         AutoencoderOutlierDetector(**{**SMALL, "arch": "sequence"}).fit(
             Stream.open(tmp_path / "mixed.parquet")
         )

@@ -88,6 +88,7 @@ def test_a_text_scores_the_same_alone_and_in_any_batch(arch: str) -> None:
     model = Autoencoder(arch=arch, epochs=1, **SMALL).fit(_sentences(100, seed=10))
     texts = [*_sentences(40, seed=11), "x" * 300, ""]
     together = model.reconstruction_error(texts)
+    assert np.isfinite(together).all()
     alone = np.array([model.reconstruction_error([text])[0] for text in texts])
     np.testing.assert_array_equal(together, alone)
     np.testing.assert_array_equal(model.transform(texts[::-1]), model.transform(texts)[::-1])

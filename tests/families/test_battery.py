@@ -113,8 +113,8 @@ def test_streams_train_where_the_family_supports_them(
         path = tmp_path / "images.npy"
         np.save(path, X)
     else:
-        path = tmp_path / "texts.csv"
-        path.write_text("text\n" + "\n".join(X) + "\n")
+        path = tmp_path / "texts.txt"
+        path.write_text("\n".join(X) + "\n", encoding="utf-8")
     stream = Stream.open(path)
     if not family.trains_from_streams:
         with pytest.raises(InvalidInputError, match="stream"):

@@ -82,8 +82,9 @@ FLAGS: tuple[Flag, ...] = (
         "arch",
         "model",
         "auto (the default): tabular for tables and 2-D arrays, dense for images, "
-        "sequence for text; or name the family: dense; conv for images; vae / conv_vae: "
-        "variational; sequence for text (a .txt file); tabular for tables (CSV/Parquet)",
+        "transformer for text; or name the family: dense; conv for images; vae / conv_vae: "
+        "variational; transformer or sequence (a GRU) for text (a .txt file); tabular for "
+        "tables (CSV/Parquet)",
         choices=["auto", *ARCHITECTURES],
     ),
     Flag(

@@ -31,13 +31,13 @@ class Autoencoder(BaseAutoencoder):
 
     Parameters
     ----------
-    arch : {"auto", "dense", "conv", "vae", "conv_vae", "sequence", "tabular"}, \
-default="auto"
-        The family. ``"auto"`` chooses from the training data: ``"sequence"``
-        for texts (a list of strings); ``"tabular"`` for DataFrames, table files
-        and 2-D arrays, numeric or mixed (unless ``noise``, ``output_activation``
-        or ``loss`` is set, which only the dense family takes: then
-        ``"dense"``); ``"dense"`` for images (n, h, w) or (n, c, h, w). The
+    arch : {"auto", "dense", "conv", "vae", "conv_vae", "sequence", "tabular", \
+"transformer"}, default="auto"
+        The family. ``"auto"`` chooses from the training data: ``"transformer"``
+        for texts (a list of strings, or a stream of ``.txt`` files);
+        ``"tabular"`` for DataFrames, table files and 2-D arrays, numeric or
+        mixed (unless ``noise`` of arrays, ``output_activation`` or ``loss`` is
+        set, which only the dense family takes: then ``"dense"``); ``"dense"`` for images (n, h, w) or (n, c, h, w). The
         choice is logged (logger ``"hourglass"``) and saved as ``arch_``.
         Otherwise: ``"dense"`` (fully connected; any input shape); ``"conv"``
         (strided 3×3 convolutions down, 4×4 transposed convolutions back up;
@@ -45,7 +45,10 @@ default="auto"
         ``"conv_vae"`` (variational autoencoders with a dense or convolutional
         body, see :mod:`hourglass.nn.variational`: codes and scores use the
         posterior mean, :meth:`negative_elbo` and :meth:`sample` become
-        available); ``"sequence"`` (a GRU over the UTF-8 bytes of texts);
+        available); ``"transformer"`` (texts: hashed words and character
+        n-grams through a transformer encoder, a bag-of-words head and a byte
+        decoder, see :mod:`hourglass.nn.transformer`); ``"sequence"`` (a GRU
+        over the UTF-8 bytes of texts);
         ``"tabular"`` (mixed numeric and categorical columns, robust-scaled, with
         per-column losses and :meth:`explain`).
     latent_dim : int, default=64
@@ -105,14 +108,18 @@ default="auto"
     beta : float, default=1.0
         VAE only: weight of the KL term of the training loss (0 turns the
         model into a plain autoencoder with noisy codes).
-    noise : {"gaussian", "salt_pepper", "mask"} or None, default=None
-        Train a *denoising* autoencoder: every training (and validation) input
-        is corrupted afresh, and the model learns to reconstruct the clean
-        data; :meth:`denoise` then cleans new data. ``"gaussian"`` adds noise
+    noise : {"gaussian", "salt_pepper", "mask", "word_deletion", "typos"} \
+or None, default=None
+        Train a *denoising* autoencoder: every training input is corrupted
+        afresh, and the model learns to reconstruct the clean data;
+        :meth:`denoise` then cleans new data. Arrays: ``"gaussian"`` adds noise
         of standard deviation ``noise_strength``; ``"salt_pepper"`` sets a
         fraction ``noise_strength`` of the values to the data's low or high
         end; ``"mask"`` zeroes such a fraction. Corrupted values are clipped
         to [0, 1] for a sigmoid output, to the training range otherwise.
+        Texts: ``"word_deletion"`` leaves out a fraction ``noise_strength``
+        of the words, ``"typos"`` replaces such a fraction of the letters with
+        random ones; :meth:`denoise` returns the decoded strings.
     noise_strength : float, default=0.3
         Standard deviation (gaussian) or fraction of values hit (the others).
     invariance : float, default=0.0
