@@ -37,8 +37,9 @@ class Autoencoder(BaseAutoencoder):
         for texts (a list of strings, or a stream of ``.txt`` files);
         ``"tabular"`` for DataFrames, table files and 2-D arrays, numeric or
         mixed (unless ``noise`` of arrays, ``output_activation`` or ``loss`` is
-        set, which only the dense family takes: then ``"dense"``); ``"dense"`` for images (n, h, w) or (n, c, h, w). The
-        choice is logged (logger ``"hourglass"``) and saved as ``arch_``.
+        set, which only the dense family takes: then ``"dense"``); ``"dense"``
+        for images (n, h, w) or (n, c, h, w). The choice is logged (logger
+        ``"hourglass"``) and saved as ``arch_``.
         Otherwise: ``"dense"`` (fully connected; any input shape); ``"conv"``
         (strided 3×3 convolutions down, 4×4 transposed convolutions back up;
         images of any size, padded and cropped internally); ``"vae"`` and
