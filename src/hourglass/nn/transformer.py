@@ -21,8 +21,8 @@ Decoders, both conditioned on the code
     separate languages better: the bag of words carries the text's content.
 
 The training loss, and the outlier score of a text, is the mean negative
-log-likelihood per byte plus the mean negative log-likelihood per word of the
-bag of words.
+log-likelihood per byte plus ``bag_weight`` times the mean negative
+log-likelihood per word of the bag of words.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class TransformerTextConfig:
     word_dropout: float = 0.65  # training only
     feature_scale: float = 30.0  # feature embeddings are stored divided by this (see below)
     bag_scale: float = 10.0  # the bag-of-words logits are multiplied by this
-    bag_weight: float = 1.0  # weight of the bag-of-words term in the loss and score
+    bag_weight: float = 3.0  # weight of the bag-of-words term in the loss and score
     activation: str = "linear"
     output_activation: str = "softmax"  # over the next byte
 
