@@ -120,7 +120,7 @@ def score(
     data : dask.array.Array, dask.dataframe.DataFrame or dask.dataframe.Series
         Samples shaped like the training data, one per row. An array must be
         chunked along axis 0 only (``data.rechunk({1: -1, ...})`` otherwise);
-        a table of a tabular model must be a DataFrame; texts of a sequence
+        a table of a tabular model must be a DataFrame; texts of a text
         model a 1-D array or a Series of strings.
     columns : sequence of str, optional
         The results to compute, among :data:`RESULT_COLUMNS`:

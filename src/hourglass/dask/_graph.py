@@ -166,7 +166,7 @@ def _check_array(data: da.Array, detector: AutoencoderOutlierDetector) -> None:
     sample_shape = tuple(int(size) for size in data.shape[1:])
     if text and data.ndim != 1:
         raise InvalidInputError(
-            f"A sequence model scores texts: pass a 1-D array of strings; got an array of shape "
+            f"A text model scores texts: pass a 1-D array of strings; got an array of shape "
             f"{data.shape}."
         )
     if not text and (data.ndim < 2 or math.prod(sample_shape) != math.prod(detector.input_shape_)):

@@ -169,7 +169,8 @@ def _to_numpy(X: Any, estimator_name: str) -> Any:
     if is_text(X) or _is_bytes_collection(X):
         raise InvalidInputError(
             f"{estimator_name} needs numeric data here; got texts. Texts need a model fitted "
-            "with arch='sequence' (or arch='auto') on a list of str (decode bytes first)."
+            "with arch='auto' (or 'transformer', 'sequence') on a list of str (decode bytes "
+            "first)."
         )
     if isinstance(X, np.ndarray):
         return X
@@ -235,7 +236,7 @@ def _as_real_numbers(array: NDArray[Any], estimator_name: str) -> NDArray[Any]:
                 f"{estimator_name} needs numbers, but X holds values that are not numbers "
                 f"({_one_line(str(error))}). Encode categorical values as numbers (e.g. with "
                 "sklearn.preprocessing.OneHotEncoder), use arch='tabular' for a mixed "
-                "table, or arch='sequence' for texts."
+                "table, or arch='auto' for texts."
             ) from None
     return array
 

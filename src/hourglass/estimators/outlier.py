@@ -93,8 +93,8 @@ verbose, random_state
         Reconstruction error used as the outlier score. Mean absolute error is
         the most robust default; binary cross-entropy rewards simple (mostly
         dark) images and should be used with care. Text models
-        (``arch="sequence"``) are always scored by the mean negative
-        log-likelihood per byte and tabular models by the mean per-column loss;
+        (``arch="transformer"`` or ``"sequence"``) are always scored by their
+        negative log-likelihood of the text and tabular models by the mean per-column loss;
         ``metric_`` names the score in use.
     score_type : {"auto", "error", "complexity", "distance"}, default="auto"
         The outlier score that is thresholded. ``"error"``: the reconstruction

@@ -40,7 +40,7 @@ in a service, a browser or a database) gives the same scores:
 Exportable: fitted :class:`~hourglass.Autoencoder` and
 :class:`~hourglass.AutoencoderOutlierDetector` models of the dense, conv and
 tabular families (tabular: numeric columns only). Refused, with a one-line
-reason: variational (``vae``, ``conv_vae``) and sequence models, tables with
+reason: variational (``vae``, ``conv_vae``) and text models (``sequence``, ``transformer``), tables with
 categorical columns, and complexity-corrected detectors saved by an older
 hourglass, whose correction compresses every input with zlib
 (``complexity_features_ == "zlib"``; refit them to export them).

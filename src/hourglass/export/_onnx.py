@@ -388,7 +388,7 @@ def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:
     HourglassError
         If the ``onnx`` extra is not installed (the message says how to install it).
     InvalidInputError
-        If the model's family cannot be exported (variational and sequence
+        If the model's family cannot be exported (variational and text
         models, tabular models with categorical columns), or if it is a
         detector whose complexity correction uses zlib (saved by an older
         hourglass).

@@ -93,8 +93,8 @@ class ArrayFamily(Family):
             return replace(scan_stream(estimator, X), family=self.name)
         if is_text(X):
             raise InvalidInputError(
-                f"arch={estimator.arch!r} needs numeric arrays; got texts. Use arch='sequence' "
-                "(or 'auto') for text."
+                f"arch={estimator.arch!r} needs numeric arrays; got texts. Use arch='auto' "
+                "(or 'transformer', 'sequence') for text."
             )
         return replace(prepare_input(estimator, X, reset=True), family=self.name)
 

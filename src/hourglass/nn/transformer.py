@@ -92,7 +92,9 @@ class TransformerTextAutoencoder(ReconstructionModule):
         super().__init__()
         self.config = config
         width, length = config.hidden_dim, config.input_shape[0]
-        self.features = nn.Embedding(config.feature_buckets, width, padding_idx=0, sparse=True)
+        self.features = nn.EmbeddingBag(
+            config.feature_buckets, width, mode="sum", padding_idx=0, sparse=True
+        )
         self.word_positions = nn.Parameter(torch.zeros(length + 1, width))
         self.encoder = nn.TransformerEncoder(
             _layer(width, config.heads), config.encoder_layers, enable_nested_tensor=False
@@ -119,31 +121,36 @@ class TransformerTextAutoencoder(ReconstructionModule):
     # ------------------------------------------------------------- encoder
 
     def word_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token vectors ``(batch, words, hidden)`` of each row's words, and which are real."""
+        """Token vectors ``(batch, words, hidden)`` of each row's words, and which are real.
+
+        A word's vector is the sum of the embeddings of its hash and of the hashed
+        n-grams ending at each of its bytes, divided by the root of its length: one
+        bag per word slot of one embedding-bag call.
+        """
         batch, _ = tokens.shape
         config = self.config
         number = word_index(tokens)
-        inside = (number > 0).unsqueeze(-1)
-        vectors = self.features(word_hashes(tokens, config.feature_buckets))
-        for n in config.ngram_sizes:
-            vectors = vectors + self.features(byte_ngram_hashes(tokens, n, config.feature_buckets))
-        # Adam moves a parameter by about the learning rate per step, whatever its scale;
-        # storing the rarely-updated feature rows small and scaling them up here lets them
-        # learn ``feature_scale`` times faster than the dense weights.
-        vectors = vectors * inside * config.feature_scale
         # Training: as many word slots as the batch has words. Inference: as many as a row
         # of this length could hold, so a text's arithmetic never depends on its batch.
         most = int(number.max()) if self.training else (tokens.shape[1] + 1) // 2
         n_words = max(1, most)
-        width = vectors.shape[-1]
-        sums = torch.zeros(batch, n_words + 1, width, dtype=vectors.dtype, device=vectors.device)
-        sums.scatter_add_(1, number.unsqueeze(-1).expand(-1, -1, width), vectors)
-        counts = torch.zeros(batch, n_words + 1, dtype=vectors.dtype, device=vectors.device)
-        counts.scatter_add_(1, number, inside.squeeze(-1).to(vectors.dtype))
-        words, counts = sums[:, 1:], counts[:, 1:]
-        real = counts > 0
+        hashed = [word_hashes(tokens, config.feature_buckets)] + [
+            byte_ngram_hashes(tokens, n, config.feature_buckets) for n in config.ngram_sizes
+        ]
+        rows, columns = (number > 0).nonzero(as_tuple=True)  # by row, then word: bag order
+        ids = torch.stack(hashed, dim=-1)[rows, columns]  # (bytes in words, features)
+        slot = rows * n_words + number[rows, columns] - 1
+        lengths = torch.bincount(slot, minlength=batch * n_words)
+        offsets = torch.cumsum(lengths, 0) - lengths
+        # Adam moves a parameter by about the learning rate per step, whatever its scale;
+        # storing the rarely-updated feature rows small and scaling them up here lets them
+        # learn ``feature_scale`` times faster than the dense weights.
+        scale = config.feature_scale / lengths.clamp(min=1).to(torch.float32).sqrt()
+        weights = scale[slot].repeat_interleave(ids.shape[1])
+        words = self.features(ids.flatten(), offsets * ids.shape[1], per_sample_weights=weights)
+        real = (lengths > 0).view(batch, n_words)
         real[:, 0] |= ~real.any(dim=1)  # a text without words: one empty token to attend to
-        return words / counts.clamp(min=1).sqrt().unsqueeze(-1), real
+        return words.view(batch, n_words, -1), real
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes ``(batch, latent_dim)`` of byte-id rows ``(batch, length)``."""
@@ -228,12 +235,16 @@ class TransformerTextAutoencoder(ReconstructionModule):
         drawn = torch.rand(tokens.shape, generator=self.dropout_generator, device=tokens.device)
         chosen = real & (drawn < self.config.trained_bytes)
         chosen[:, 0] |= ~chosen.any()  # never an empty sample
-        previous = torch.cat([torch.full_like(tokens[:, :1], BOS), tokens[:, :-1]], dim=1)
-        embedded = self.byte_embedding(previous).transpose(1, 2)  # (batch, 32, length)
         window = self.config.decoder_context
-        windows = F.pad(embedded, (window - 1, 0)).unfold(2, window, 1)  # (batch, 32, L, window)
+        # The window of previous ids of each chosen position: BOS before the text, and
+        # padding (a zero embedding, as the convolution's zero padding) before that.
+        history = F.pad(tokens, (window, 0), value=PAD)
+        history[:, window - 1] = BOS
         rows, columns = chosen.nonzero(as_tuple=True)
-        picked = windows.permute(0, 2, 1, 3)[rows, columns].flatten(1)  # (n, 32 * window)
+        offsets = torch.arange(window, device=tokens.device)
+        previous = history[rows.unsqueeze(1), columns.unsqueeze(1) + offsets]  # (n, window)
+        embedded = self.byte_embedding(previous) * (previous != PAD).unsqueeze(-1)
+        picked = embedded.transpose(1, 2).flatten(1)  # (n, 32 * window), as the conv reads it
         context = F.linear(picked, self.context.weight.flatten(1), self.context.bias)
         hidden = F.gelu(context + self.code_to_bytes(z)[rows])
         logits = self.to_bytes(hidden)

@@ -135,7 +135,7 @@ class ScoringModel:
     ----------
     kind : {"table", "vectors", "images", "texts"}
         What the model takes: table rows (``arch="tabular"``), flat vectors,
-        images, or texts (``arch="sequence"``).
+        images, or texts (``arch="transformer"`` or ``"sequence"``).
     columns : list of str
         Names of the values in a record, in the order of a row (tables, and
         vector models trained on a DataFrame); empty otherwise.
