@@ -40,10 +40,10 @@ in a service, a browser or a database) gives the same scores:
 Exportable: fitted :class:`~hourglass.Autoencoder` and
 :class:`~hourglass.AutoencoderOutlierDetector` models of the dense, conv and
 tabular families (tabular: numeric columns only). Refused, with a one-line
-reason: variational (``vae``, ``conv_vae``) and text models (``sequence``, ``transformer``), tables with
-categorical columns, and complexity-corrected detectors saved by an older
-hourglass, whose correction compresses every input with zlib
-(``complexity_features_ == "zlib"``; refit them to export them).
+reason: variational (``vae``, ``conv_vae``) and text models (``sequence``,
+``transformer``), tables with categorical columns, and complexity-corrected
+detectors saved by an older hourglass, whose correction compresses every input
+with zlib (``complexity_features_ == "zlib"``; refit them to export them).
 
 The graph cannot raise an error. Where the library refuses a sample of a
 dense or convolutional model because it holds NaN or an infinite value
