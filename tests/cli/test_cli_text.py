@@ -1,4 +1,4 @@
-"""Text through the CLI: ``train --arch sequence`` on a .txt file, then score and encode."""
+"""Text through the CLI: train on a .txt file, then score, encode and denoise."""
 
 from __future__ import annotations
 
@@ -45,3 +45,22 @@ def test_train_score_and_encode_a_text_file(tmp_path: Path) -> None:
     codes = tmp_path / "codes.npy"
     assert main(["encode", str(model), str(tmp_path / "new.txt"), "-o", str(codes)]) == 0
     assert np.load(codes).shape == (3, 8)
+
+
+def test_train_a_denoising_text_model_and_denoise_a_text_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
+    lines = [" ".join(rng.choice(words, size=5)) for _ in range(200)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "noisy.txt").write_text("teh cat sat\nthe dgo ran on a mat\n", encoding="utf-8")
+    model = tmp_path / "model"
+    argv = ["train", str(tmp_path / "train.txt"), "-o", str(model), "--noise", "typos"]
+    assert (
+        main([*argv, "--noise-strength", "0.1", "--epochs", "2", "--hidden-dims", "16", "-q"]) == 0
+    )
+    assert load(model).arch_ == "transformer"
+    assert load(model).noise == "typos"
+
+    cleaned = tmp_path / "clean.txt"
+    assert main(["denoise", str(model), str(tmp_path / "noisy.txt"), "-o", str(cleaned)]) == 0
+    assert len(cleaned.read_text(encoding="utf-8").splitlines()) == 2

@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
             "Denoise DATA with a model trained with 'hourglass train --noise ...' and write the "
             "result: a .npy array shaped like DATA (values in [0, 1] for images), or, for a "
             ".png output or with --preview, a picture of noisy images above their denoised "
-            "versions."
+            "versions; texts go to a .txt file, one text per line."
         ),
     )
     add_model_arguments(parser)
@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
         "--output",
         required=True,
         metavar="FILE",
-        help="denoised data (.npy) or a preview picture (.png)",
+        help="denoised data (.npy), a preview picture (.png), or texts (.txt)",
     )
     parser.add_argument(
         "--preview",
@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(noisy, Stream):
         return _denoise_stream(model, noisy, output, args.preview)
     denoised = model.denoise(noisy)
+    if isinstance(denoised, list):  # texts
+        return _write_texts(denoised, output)
     if output.suffix.lower() == ".png":
         _write_preview(noisy, denoised, output, args.preview or 10)
         print(f"Wrote a preview of {min(len(denoised), args.preview or 10)} images to {output}")
@@ -95,8 +97,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_texts(texts: list[str], output: Path) -> int:
+    if output.suffix.lower() != ".txt":
+        raise InvalidParameterError(f"Cannot write texts to {output}: use a .txt file name.")
+    with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(" ".join(text.splitlines()) + "\n" for text in texts)
+    print(f"Wrote {len(texts):,} denoised texts to {output}")
+    return 0
+
+
 def _denoise_stream(model: Any, noisy: Stream, output: Path, preview: int | None) -> int:
     """Denoise a stream piece by piece into a .npy file written as it goes."""
+    if model.family_.input_kind(model.input_shape_) == "texts":
+        return _write_texts(model.denoise(noisy), output)  # texts are read piece by piece
     if output.suffix.lower() != ".npy":
         raise InvalidInputError(
             f"Cannot write {output}: streamed data is denoised into a .npy file (add "

@@ -15,6 +15,7 @@ from hourglass.estimators.outlier import SCORE_TYPES
 from hourglass.exceptions import InvalidInputError
 from hourglass.families import ARCHITECTURES
 from hourglass.nn.noise import NOISE_KINDS
+from hourglass.nn.text_features import TEXT_NOISE_KINDS
 from hourglass.scoring import ERROR_METRICS
 
 #: A Flag default meaning: the estimator's own default for the parameter.
@@ -170,13 +171,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "noise",
         "training",
-        "train a denoising autoencoder on inputs corrupted this way",
-        choices=list(NOISE_KINDS),
+        "train a denoising autoencoder on inputs corrupted this way (texts: word_deletion, typos)",
+        choices=[*NOISE_KINDS, *TEXT_NOISE_KINDS],
     ),
     Flag(
         "noise_strength",
         "training",
-        "noise standard deviation, or fraction of values hit (default: 0.3)",
+        "noise standard deviation, or fraction of values, words or letters hit (default: 0.3)",
         type=float,
     ),
     Flag(
