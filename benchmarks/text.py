@@ -24,7 +24,8 @@ Settings: the GRU (``arch="sequence"``) as the original text benchmark trained i
 (``epochs=4, learning_rate=3e-3``); the transformer with its defaults
 (``Autoencoder(arch="transformer")``: 10 epochs, learning rate 1e-3).
 
-Run: ``python benchmarks/text.py [--data-dir DIR] [--topics FILE] [--rounds 3]``
+Run: ``python benchmarks/text.py [--data-dir DIR] [--topics FILE] [--rounds 3]
+[--only speed|quality]``
 (``--data-dir`` defaults to ``$HOURGLASS_DATA``).
 """
 
@@ -134,6 +135,9 @@ def main() -> None:
     parser.add_argument("--topics", help="JSON lines of {text, label} (default: Debian's)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating 1-epoch speed rounds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only", choices=["speed", "quality"], help="run only the speed rounds or the rest"
+    )
     args = parser.parse_args()
     if not args.data_dir:
         parser.error("pass --data-dir or set HOURGLASS_DATA (the folder holding text/)")
@@ -150,11 +154,19 @@ def main() -> None:
         f"German; topic set: {len(topics):,} texts in {len(set(labels))} topics"
     )
 
+    if args.only != "quality":
+        print_speeds(train, args.rounds, args.seed)
+    if args.only != "speed":
+        print_quality(train, held_out, german, topics, labels, args.seed)
+
+
+def print_speeds(train: list[str], rounds: int, seed: int) -> None:
+    """Texts per second of each family, one epoch per round, alternating."""
     print("\nSpeed: training texts per second, one epoch per round, alternating")
     speeds: dict[str, list[float]] = {arch: [] for arch in SETTINGS}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for arch in SETTINGS:
-            speeds[arch].append(fit(arch, train, args.seed, epochs=1)[1])
+            speeds[arch].append(fit(arch, train, seed, epochs=1)[1])
         print(f"  round {round_ + 1}: " + ", ".join(f"{a} {s[-1]:,.0f}" for a, s in speeds.items()))
     medians = {arch: float(np.median(values)) for arch, values in speeds.items()}
     ratio = medians["transformer"] / medians["sequence"]
@@ -162,15 +174,25 @@ def main() -> None:
         f"  medians: {', '.join(f'{a} {m:,.0f}' for a, m in medians.items())}; ratio {ratio:.2f}x"
     )
 
+
+def print_quality(
+    train: list[str],
+    held_out: list[str],
+    german: list[str],
+    topics: list[str],
+    labels: np.ndarray,
+    seed: int,
+) -> None:
+    """Language OOD and topic retrieval of each family, then the TF-IDF baselines."""
     print("\nLanguage OOD (train on English, flag German) and topic retrieval (1-NN, cosine)")
     y = np.r_[np.zeros(len(held_out)), np.ones(len(german))]
     for arch in SETTINGS:
         started = time.perf_counter()
-        model, _ = fit(arch, train, args.seed)
+        model, _ = fit(arch, train, seed)
         seconds = time.perf_counter() - started
         scores = np.r_[model.reconstruction_error(held_out), model.reconstruction_error(german)]
         on_english = nearest_neighbour_accuracy(model.transform(topics), labels)
-        topic_model, _ = fit(arch, topics, args.seed)
+        topic_model, _ = fit(arch, topics, seed)
         on_topics = nearest_neighbour_accuracy(topic_model.transform(topics), labels)
         print(
             f"  {arch:<12} fit {seconds:4.0f} s  AUROC {roc_auc_score(y, scores):.4f}  "
