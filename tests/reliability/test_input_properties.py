@@ -390,7 +390,7 @@ def test_messages_for_common_mistakes_say_what_to_do(detector: AutoencoderOutlie
         "X.real": np.zeros((2, N_FEATURES), dtype=np.complex128),
         "StandardScaler": np.full((2, N_FEATURES), 1e300),
         "SimpleImputer": np.full((2, N_FEATURES), np.nan),
-        "arch='sequence'": ["some", "texts"],
+        "arch='auto'": ["some", "texts"],
         "equally long rows": [[1.0, 2.0], [3.0]],
         "OneHotEncoder": np.array([["a", "b", "c", "d"]]),
     }
