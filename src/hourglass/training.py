@@ -61,8 +61,8 @@ class TrainingConfig:
     verbose: int = 1  # 0: silent; 1: one progress bar over all batches
     # "auto" (on a CPU): measure and switch between 1 thread and all cores while
     # training (see hourglass.threads) where the thread count provably does not change
-    # the gradients, else use 1 thread; the results are always those of 1 thread.
-    # None: leave torch's setting as it is.
+    # the gradients, else use 1 thread; validate on 1 thread; the results are always
+    # those of 1 thread. None: leave torch's setting as it is.
     num_threads: Literal["auto"] | None = "auto"
     progress_description: str = "training"
 
@@ -599,11 +599,16 @@ def _run_epochs(
         leave=True,
     )
     threads_before = torch.get_num_threads()  # restored at the end
+    # In the automatic mode, validation runs on one thread like everything whose result
+    # counts: the same bits whatever the machine's load, and never slowed 10x by
+    # waiting for a busy core. Otherwise with the caller's thread count.
+    automatic = config.num_threads == "auto" and run.device.type == "cpu"
+    validation_threads = 1 if automatic else threads_before
     try:
         tuner = _set_up_threads(run, source, generators)
         for epoch in range(first_epoch, config.epochs):
             values = _train_epoch(run, source, epoch, tuner, progress)
-            val = _validate(run, validation, threads_before)
+            val = _validate(run, validation, validation_threads)
             values.update({f"val_{key}": value for key, value in val.items()})
             history.append(values)
             progress.set_postfix(
@@ -753,7 +758,7 @@ def _step(
 def _validate(run: _Run, validation: BatchSource | None, threads: int) -> dict[str, float]:
     """The objective's means over ``validation`` (none without it).
 
-    A single process evaluates with ``threads`` threads, the caller's count.
+    A single process evaluates with ``threads`` threads.
     """
     if validation is None:
         return {}

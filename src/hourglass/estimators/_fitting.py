@@ -194,7 +194,8 @@ def _train_module(
     """Build the network and train it on ``inputs``; sets ``module_`` and the history."""
     family = estimator.family_
     generator = torch.Generator().manual_seed(seed)
-    module = build_module(estimator, generator).to(estimator.device_)
+    with num_threads(1):  # small tensors: several threads only wait for each other
+        module = build_module(estimator, generator).to(estimator.device_)
     # One stream per source of randomness, so that none shifts another.
     random_generators = {
         name: torch.Generator(device=estimator.device_).manual_seed(
