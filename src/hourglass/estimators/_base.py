@@ -7,6 +7,7 @@ delegates to ``family_``.
 
 from __future__ import annotations
 
+import logging
 import os
 from numbers import Integral
 from pathlib import Path
@@ -29,8 +30,11 @@ from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.families import Family, choose_family, get_family, takes_missing_values
 from hourglass.families._family import unsupported
+from hourglass.training import bfloat16_is_native
 
 __all__ = ["BaseAutoencoder"]
+
+_LOGGER = logging.getLogger("hourglass")
 
 Self = TypeVar("Self", bound="BaseAutoencoder")
 
@@ -61,6 +65,7 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
     patience: int
     device: str
     num_threads: int | None
+    mixed_precision: bool
     beta: float
     categorical_columns: tuple[str, ...] | None
     noise: str | None
@@ -151,6 +156,18 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         """
         return None if self.num_threads is None else int(self.num_threads)
 
+    def _bfloat16(self) -> bool:
+        """Whether to compute in bfloat16: asked for, and native on the fitted device."""
+        if not self.mixed_precision:
+            return False
+        if bfloat16_is_native(self.device_):
+            return True
+        _LOGGER.info(
+            "mixed_precision=True: %s does not compute in bfloat16 natively; using float32.",
+            self.device_,
+        )
+        return False
+
     def _trim_fraction(self) -> float:
         """The fraction of each training batch left out of the loss (``trim`` resolved)."""
         if self.trim == "auto":
@@ -183,9 +200,19 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         family = self.family_
         threads = self._threads()
         workers = torch.get_num_threads() if threads is None else threads
+        bfloat16 = self._bfloat16()
+
+        def run(block: torch.Tensor) -> torch.Tensor:
+            if not bfloat16:
+                return fn(module, block)  # type: ignore[no-any-return]
+            # autocast is per thread: entered here, on the thread that runs the block.
+            with torch.autocast(block.device.type, dtype=torch.bfloat16):
+                out: torch.Tensor = fn(module, block)
+            return out.float() if out.is_floating_point() else out
+
         return map_blocks(
             values,
-            lambda block: fn(module, block),
+            run,
             block_rows=family.inference_block_rows(self.input_shape_),
             device=self.device_,
             workers=workers if parallel else 1,

@@ -237,6 +237,7 @@ def _training_config(estimator: BaseAutoencoder) -> TrainingConfig:
         patience=int(estimator.patience),
         verbose=int(estimator.verbose),
         num_threads="auto" if estimator.num_threads is None else None,
+        mixed_precision=estimator._bfloat16(),
         progress_description=f"{type(estimator).__name__}.fit",
     )
 

@@ -35,6 +35,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "patience": [Interval(Integral, 1, None, closed="left")],
     "device": [str],
     "num_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "mixed_precision": ["boolean"],
     "beta": [Interval(Real, 0, None, closed="left")],
     "categorical_columns": ["array-like", None],
     "noise": [StrOptions(set(NOISE_KINDS)), None],
