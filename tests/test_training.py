@@ -358,9 +358,9 @@ def _conv_fit(**params: Any) -> Autoencoder:
 def test_mixed_precision_falls_back_to_float32_where_bfloat16_is_not_native(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from hourglass.estimators import _base
+    from hourglass.estimators import _params
 
-    monkeypatch.setattr(_base, "bfloat16_is_native", lambda device: False)
+    monkeypatch.setattr(_params, "bfloat16_is_native", lambda device: False)
     with caplog.at_level("INFO", logger="hourglass"):
         mixed = _conv_fit(mixed_precision=True)
     plain = _conv_fit()

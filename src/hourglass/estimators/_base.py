@@ -7,7 +7,6 @@ delegates to ``family_``.
 
 from __future__ import annotations
 
-import logging
 import os
 from numbers import Integral
 from pathlib import Path
@@ -21,20 +20,22 @@ from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
 from hourglass.estimators import _fitting, _state
-from hourglass.estimators._blocks import map_blocks
+from hourglass.estimators._blocks import in_bfloat16, map_blocks
 from hourglass.estimators._input import PreparedInput, shaped_like_training
-from hourglass.estimators._params import PARAMETER_CONSTRAINTS, check_count, seed_from
+from hourglass.estimators._params import (
+    PARAMETER_CONSTRAINTS,
+    check_count,
+    seed_from,
+    uses_bfloat16,
+)
 from hourglass.estimators._similarity import SimilarityMixin
 from hourglass.estimators._streaming import StreamInput, piecewise
 from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.exceptions import NotFittedError as HourglassNotFittedError
 from hourglass.families import Family, choose_family, get_family, takes_missing_values
 from hourglass.families._family import unsupported
-from hourglass.training import bfloat16_is_native
 
 __all__ = ["BaseAutoencoder"]
-
-_LOGGER = logging.getLogger("hourglass")
 
 Self = TypeVar("Self", bound="BaseAutoencoder")
 
@@ -156,18 +157,6 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         """
         return None if self.num_threads is None else int(self.num_threads)
 
-    def _bfloat16(self) -> bool:
-        """Whether to compute in bfloat16: asked for, and native on the fitted device."""
-        if not self.mixed_precision:
-            return False
-        if bfloat16_is_native(self.device_):
-            return True
-        _LOGGER.info(
-            "mixed_precision=True: %s does not compute in bfloat16 natively; using float32.",
-            self.device_,
-        )
-        return False
-
     def _trim_fraction(self) -> float:
         """The fraction of each training batch left out of the loss (``trim`` resolved)."""
         if self.trim == "auto":
@@ -200,19 +189,11 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         family = self.family_
         threads = self._threads()
         workers = torch.get_num_threads() if threads is None else threads
-        bfloat16 = self._bfloat16()
-
-        def run(block: torch.Tensor) -> torch.Tensor:
-            if not bfloat16:
-                return fn(module, block)  # type: ignore[no-any-return]
-            # autocast is per thread: entered here, on the thread that runs the block.
-            with torch.autocast(block.device.type, dtype=torch.bfloat16):
-                out: torch.Tensor = fn(module, block)
-            return out.float() if out.is_floating_point() else out
-
         return map_blocks(
             values,
-            run,
+            in_bfloat16(
+                lambda block: fn(module, block), uses_bfloat16(self.mixed_precision, self.device_)
+            ),
             block_rows=family.inference_block_rows(self.input_shape_),
             device=self.device_,
             workers=workers if parallel else 1,

@@ -21,7 +21,7 @@ from hourglass import distributed, persistence
 from hourglass.checkpoint import Checkpoint
 from hourglass.data.stream import Stream, StreamSource
 from hourglass.estimators._input import UINT8_SCALE, PreparedInput, as_tensor, to_unit_float
-from hourglass.estimators._params import resolve_device
+from hourglass.estimators._params import resolve_device, uses_bfloat16
 from hourglass.estimators._streaming import StreamInput, scan_stream, scan_table_stream
 from hourglass.exceptions import InvalidInputError
 from hourglass.families import Family, get_family
@@ -237,7 +237,7 @@ def _training_config(estimator: BaseAutoencoder) -> TrainingConfig:
         patience=int(estimator.patience),
         verbose=int(estimator.verbose),
         num_threads="auto" if estimator.num_threads is None else None,
-        mixed_precision=estimator._bfloat16(),
+        mixed_precision=uses_bfloat16(bool(estimator.mixed_precision), estimator.device_),
         progress_description=f"{type(estimator).__name__}.fit",
     )
 
