@@ -150,16 +150,14 @@ def output_loss_and_gradient(
     target: torch.Tensor,
     output_activation: str,
     loss: str,
-    n: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean ``loss`` and MAE of the output, and the loss's gradient with respect to ``logits``.
 
-    ``logits`` and ``target`` have the same shape (any); the means divide sums
-    over their elements by ``n`` (default: their number of elements; more when
-    they are one part of a batch). The returned gradient may reuse the memory of
-    a temporary, never of ``logits`` or ``target``.
+    ``logits`` and ``target`` have the same shape (any); the means run over all
+    their elements. The returned gradient may reuse the memory of a temporary,
+    never of ``logits`` or ``target``.
     """
-    n = logits.numel() if n is None else n
+    n = logits.numel()
     output = torch.sigmoid(logits) if output_activation == "sigmoid" else logits
     diff = output - target
     mae = diff.abs().sum() / n
