@@ -16,7 +16,20 @@ Protocol
                   Dense(784, activation="sigmoid", kernel_initializer="glorot_normal"),
                   Reshape((28, 28))])
 
-  with zero biases, ``compile(optimizer=Adam(1e-3), loss="binary_crossentropy")`` and
+  with zero biases. ``--arch conv`` trains its convolutional twin instead, the layers of
+  hourglass's ``Autoencoder(arch="conv")`` (channels last, as Keras lays images out)::
+
+      Sequential([Input((28, 28)), Reshape((28, 28, 1)),
+                  Conv2D(32, 3, strides=2, padding="same", activation="relu"),   # 14x14
+                  Conv2D(64, 3, strides=2, padding="same", activation="relu"),   # 7x7
+                  Flatten(), Dense(64, activation="relu"),
+                  Dense(7 * 7 * 64, activation="relu"), Reshape((7, 7, 64)),
+                  Conv2DTranspose(32, 4, strides=2, padding="same", activation="relu"),
+                  Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid"),
+                  Reshape((28, 28))])
+
+  with Glorot-normal kernels and zero biases as well. Both are compiled with
+  ``compile(optimizer=Adam(1e-3), loss="binary_crossentropy")`` and
   ``fit(x_train, x_train, batch_size=64, epochs=E, shuffle=True,
   validation_data=(x_test, x_test), verbose=0)``. ``keras.utils.set_random_seed(seed)`` is
   called before the model is built.
@@ -84,9 +97,42 @@ def read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows, cols)
 
 
+def build_model(keras: Any, arch: str) -> Any:
+    """The reference model: ``arch="dense"`` or its convolutional twin ``"conv"``."""
+    layers = keras.layers
+    init = {"kernel_initializer": "glorot_normal", "bias_initializer": "zeros"}
+    if arch == "dense":
+        body = [
+            layers.Flatten(),
+            layers.Dense(64, activation="relu", **init),
+            layers.Dense(784, activation="sigmoid", **init),
+            layers.Reshape((28, 28)),
+        ]
+    else:  # the layers of hourglass's Autoencoder(arch="conv")
+        body = [
+            layers.Reshape((28, 28, 1)),
+            layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", **init),
+            layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", **init),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu", **init),
+            layers.Dense(7 * 7 * 64, activation="relu", **init),
+            layers.Reshape((7, 7, 64)),
+            layers.Conv2DTranspose(32, 4, strides=2, padding="same", activation="relu", **init),
+            layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid", **init),
+            layers.Reshape((28, 28)),
+        ]
+    return keras.Sequential([keras.Input((28, 28)), *body])
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (or its parent)")
+    parser.add_argument(
+        "--arch",
+        choices=["dense", "conv"],
+        default="dense",
+        help="the dense reference model or its convolutional twin (default: dense)",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -137,23 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             self._in_epoch = False
 
     keras.utils.set_random_seed(args.seed)
-    layers = keras.layers
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28)),
-            layers.Flatten(),
-            layers.Dense(
-                64, activation="relu", kernel_initializer="glorot_normal", bias_initializer="zeros"
-            ),
-            layers.Dense(
-                784,
-                activation="sigmoid",
-                kernel_initializer="glorot_normal",
-                bias_initializer="zeros",
-            ),
-            layers.Reshape((28, 28)),
-        ]
-    )
+    model = build_model(keras, args.arch)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
 
     timer = EpochTimer()
@@ -182,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     result: dict[str, Any] = {
         "framework": "keras",
+        "arch": args.arch,
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "python": platform.python_version(),

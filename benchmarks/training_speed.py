@@ -1,8 +1,13 @@
 """Side-by-side training-speed benchmark: hourglass vs. the reference Keras autoencoder.
 
-Both sides train the same dense autoencoder (784 -> 64 relu -> 784 sigmoid, binary
-cross-entropy, Adam 1e-3, batch size 64) on the 60,000 Fashion-MNIST training images for
-``--epochs`` epochs (default 10), validating on the 10,000 test images after each epoch.
+Both sides train the same autoencoder (binary cross-entropy, Adam 1e-3, batch size 64) on the
+60,000 Fashion-MNIST training images for ``--epochs`` epochs (default 10), validating on the
+10,000 test images after each epoch. ``--arch dense`` (the default) is the reference model,
+784 -> 64 relu -> 784 sigmoid; ``--arch conv`` the convolutional one, hourglass's
+``arch="conv"``: two 3x3 stride-2 convolutions (32 and 64 channels, ReLU), a 64-d Linear code
+and a Linear layer back up (ReLU), two 4x4 stride-2 transposed convolutions, a sigmoid output
+(the Keras twin is in ``keras_reference.py``). ``--mixed-precision`` trains and predicts
+hourglass's side with ``mixed_precision=True`` (bfloat16 where the CPU has it natively).
 
 Protocol
 --------
@@ -18,7 +23,8 @@ Protocol
 
       x_train, _ = hourglass.datasets.load_fashion_mnist("train", data_dir=...)
       x_test, _ = hourglass.datasets.load_fashion_mnist("test", data_dir=...)
-      ae = Autoencoder(latent_dim=64, epochs=E, batch_size=64, random_state=seed, verbose=0)
+      ae = Autoencoder(arch=ARCH, latent_dim=64, epochs=E, batch_size=64, random_state=seed,
+                       verbose=0)
       ae.fit(x_train, validation_data=x_test)      # uint8 images, scaled by the library
 
   with training time per epoch from ``ae.history_["epoch_time"]`` (excluding validation;
@@ -33,9 +39,11 @@ Protocol
   - ``val_loss``: final validation binary cross-entropy;
   - ``infer img/s``: ``10000 / median reconstruct/predict time``.
 
-* Goals checked on the medians (PASS/FAIL): hourglass training rate >= 3x the Keras rate
-  (checked for both ``train img/s`` and ``fit img/s``); hourglass final val_loss <= Keras final
-  val_loss (no tolerance; the difference is printed); hourglass inference >= 100,000 img/s.
+* Goals checked on the medians (PASS/FAIL), from issue 18: hourglass training rate >= 5x the
+  Keras rate for the dense model, >= 2x for the convolutional one (checked for both
+  ``train img/s`` and ``fit img/s``); hourglass final val_loss <= Keras final val_loss (dense:
+  no tolerance; conv: up to 0.005 above; the difference is printed); hourglass inference
+  >= 3x Keras's ``predict`` (batch 1024).
 * ``--out [PATH]`` writes the per-round rows and the summary: ``PATH.json``/``PATH.csv`` when
   PATH ends in ``.json``/``.csv``, otherwise both files, time-stamped, in the folder PATH
   (default ``benchmarks/results/``, which is git-ignored).
@@ -52,6 +60,8 @@ Example::
 
     HOURGLASS_KERAS_PYTHON=/tmp/tfenv/bin/python python benchmarks/training_speed.py \\
         --data-dir /path/to/fashion-mnist --rounds 3 --out
+    HOURGLASS_KERAS_PYTHON=/tmp/tfenv/bin/python python benchmarks/training_speed.py \\
+        --arch conv --epochs 1 --rounds 3
 """
 
 from __future__ import annotations
@@ -73,8 +83,11 @@ HERE = Path(__file__).resolve().parent
 KERAS_SCRIPT = HERE / "keras_reference.py"
 DEFAULT_OUT_DIR = HERE / "results"
 
-TRAIN_SPEEDUP_GOAL = 3.0
-INFERENCE_GOAL = 100_000.0
+#: Goals per model (issue 18): training speed-up over Keras, the largest final validation
+#: loss above Keras's that still counts as equal, and the inference speed-up.
+TRAIN_SPEEDUP_GOAL = {"dense": 5.0, "conv": 2.0}
+VAL_LOSS_TOLERANCE = {"dense": 0.0, "conv": 0.005}
+INFERENCE_SPEEDUP_GOAL = 3.0
 
 # (key, column header, format) for the per-round table and the summary.
 METRICS: list[tuple[str, str, str]] = [
@@ -110,11 +123,18 @@ def run_hourglass_worker(args: argparse.Namespace) -> dict[str, Any]:
     x_test = np.asarray(x_test)
 
     ae = Autoencoder(
-        latent_dim=64, epochs=args.epochs, batch_size=64, random_state=args.seed, verbose=0
+        arch=args.arch,
+        latent_dim=64,
+        epochs=args.epochs,
+        batch_size=64,
+        random_state=args.seed,
+        verbose=0,
     )
     if args.threads is not None:
         # hourglass picks its own thread count during fit/predict unless told otherwise.
         ae.set_params(num_threads=args.threads)
+    if args.mixed_precision:
+        ae.set_params(mixed_precision=True)
     t0 = time.perf_counter()
     ae.fit(x_train, validation_data=x_test)
     fit_wall = time.perf_counter() - t0
@@ -138,12 +158,14 @@ def run_hourglass_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "framework": "hourglass",
+        "arch": args.arch,
         "hourglass_version": getattr(hourglass, "__version__", "unknown"),
         "torch_version": torch.__version__,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "threads": args.threads,
         "num_threads_param": ae.get_params().get("num_threads"),
+        "mixed_precision": bool(args.mixed_precision),
         "seed": args.seed,
         "epochs": args.epochs,
         "batch_size": 64,
@@ -216,7 +238,7 @@ def print_table(rows: Sequence[dict[str, Any]], first_col: str) -> None:
 
 
 def summarise(
-    keras_rows: Sequence[dict[str, Any]], hg_rows: Sequence[dict[str, Any]]
+    keras_rows: Sequence[dict[str, Any]], hg_rows: Sequence[dict[str, Any]], arch: str = "dense"
 ) -> dict[str, Any]:
     """Medians per framework, hourglass/keras ratios and the goal checks."""
     summary: dict[str, Any] = {"keras": {}, "hourglass": {}, "ratio_hourglass_over_keras": {}}
@@ -231,21 +253,23 @@ def summarise(
     for key in ("train_images_per_s", "fit_wall_images_per_s"):
         goals[f"speedup_{key}"] = {
             "ratio": ratio[key],
-            "goal": TRAIN_SPEEDUP_GOAL,
-            "pass": None if ratio[key] is None else ratio[key] >= TRAIN_SPEEDUP_GOAL,
+            "goal": TRAIN_SPEEDUP_GOAL[arch],
+            "pass": None if ratio[key] is None else ratio[key] >= TRAIN_SPEEDUP_GOAL[arch],
         }
     k_val, h_val = summary["keras"]["final_val_loss"], summary["hourglass"]["final_val_loss"]
+    tolerance = VAL_LOSS_TOLERANCE[arch]
     goals["val_loss"] = {
         "hourglass": h_val,
         "keras": k_val,
         "difference": None if k_val is None or h_val is None else h_val - k_val,
-        "pass": None if k_val is None or h_val is None else h_val <= k_val,
+        "tolerance": tolerance,
+        "pass": None if k_val is None or h_val is None else h_val - k_val <= tolerance,
     }
-    h_inf = summary["hourglass"]["inference_images_per_s"]
+    inference = ratio["inference_images_per_s"]
     goals["inference"] = {
-        "hourglass": h_inf,
-        "goal": INFERENCE_GOAL,
-        "pass": None if h_inf is None else h_inf >= INFERENCE_GOAL,
+        "ratio": inference,
+        "goal": INFERENCE_SPEEDUP_GOAL,
+        "pass": None if inference is None else inference >= INFERENCE_SPEEDUP_GOAL,
     }
     summary["goals"] = goals
     return summary
@@ -285,12 +309,12 @@ def print_summary(
     print(
         f"  {verdict(g['pass'])}  final val_loss: hourglass {fmt(g['hourglass'], '{:.4f}')} vs "
         f"keras {fmt(g['keras'], '{:.4f}')} (difference {fmt(g['difference'], '{:+.4f}')}, "
-        "goal <= 0)"
+        f"goal <= {g['tolerance']:+.3f})"
     )
     g = goals["inference"]
     print(
-        f"  {verdict(g['pass'])}  inference: hourglass {fmt(g['hourglass'], '{:,.0f}')} img/s "
-        f"(goal >= {g['goal']:,.0f})"
+        f"  {verdict(g['pass'])}  inference (Keras: predict, batch 1024): hourglass/keras = "
+        f"{fmt(g['ratio'], '{:.2f}x')} (goal >= {g['goal']:.0f}x)"
     )
 
 
@@ -326,6 +350,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Fashion-MNIST folder or its parent (default: $HOURGLASS_DATA, else library lookup)",
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--arch",
+        choices=["dense", "conv"],
+        default="dense",
+        help="the dense reference model or its convolutional twin (default: dense)",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -339,6 +369,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="threads for both sides (hourglass num_threads / TF intra+inter-op threads; "
         "default: each library's own default)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="hourglass with mixed_precision=True (bfloat16 where the CPU has it natively)",
     )
     parser.add_argument(
         "--out",
@@ -358,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_hourglass_worker(args)), flush=True)
         return 0
 
-    common = ["--epochs", str(args.epochs), "--seed", str(args.seed)]
+    common = ["--arch", args.arch, "--epochs", str(args.epochs), "--seed", str(args.seed)]
     if args.data_dir:
         common += ["--data-dir", args.data_dir]
     if args.threads is not None:
@@ -372,9 +407,13 @@ def main(argv: list[str] | None = None) -> int:
             "the Keras reference; only hourglass is measured.\n"
         )
     hg_cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "hourglass", *common]
+    if args.mixed_precision:
+        hg_cmd.append("--mixed-precision")
 
     print(
-        f"Training-speed benchmark: {args.rounds} round(s), {args.epochs} epoch(s), "
+        f"Training-speed benchmark, arch={args.arch}"
+        f"{' (hourglass: mixed_precision=True)' if args.mixed_precision else ''}: "
+        f"{args.rounds} round(s), {args.epochs} epoch(s), "
         f"batch 64, seed {args.seed}, threads "
         f"{'default' if args.threads is None else args.threads}, {os.cpu_count()} CPU(s)"
     )
@@ -396,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keras_rows = [r for r in rows if r["framework"] == "keras"]
     hg_rows = [r for r in rows if r["framework"] == "hourglass"]
-    summary = summarise(keras_rows, hg_rows)
+    summary = summarise(keras_rows, hg_rows, args.arch)
     print_summary(summary, len(keras_rows), len(hg_rows), args.rounds, keras_cmd is None)
 
     if args.out:

@@ -340,3 +340,61 @@ def test_progress_bar_is_silent_with_verbose_0(capsys: pytest.CaptureFixture[str
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == ""
+
+
+# ------------------------------------------------------------------ mixed precision
+
+
+def _conv_images() -> np.ndarray:
+    return (np.random.default_rng(5).random((96, 12, 12)) * 255).astype(np.uint8)
+
+
+def _conv_fit(**params: Any) -> Autoencoder:
+    settings: dict[str, Any] = {"arch": "conv", "epochs": 2, "batch_size": 32, "verbose": 0}
+    settings.update(params)
+    return Autoencoder(random_state=0, **settings).fit(_conv_images())
+
+
+def test_mixed_precision_falls_back_to_float32_where_bfloat16_is_not_native(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hourglass.estimators import _params
+
+    monkeypatch.setattr(_params, "bfloat16_is_native", lambda device: False)
+    with caplog.at_level("INFO", logger="hourglass"):
+        mixed = _conv_fit(mixed_precision=True)
+    plain = _conv_fit()
+    assert "does not compute in bfloat16 natively; using float32" in caplog.text
+    for a, b in zip(mixed.module_.parameters(), plain.module_.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(
+    not __import__("hourglass.training").training.bfloat16_is_native(torch.device("cpu")),
+    reason="this CPU has no native bfloat16",
+)
+def test_mixed_precision_is_reproducible_and_predicts_float32() -> None:
+    first, second = _conv_fit(mixed_precision=True), _conv_fit(mixed_precision=True)
+    for a, b in zip(first.module_.parameters(), second.module_.parameters(), strict=True):
+        assert a.dtype == torch.float32
+        assert torch.equal(a, b)
+    X = _conv_images()
+    reconstruction = first.reconstruct(X)
+    assert reconstruction.dtype == np.float32
+    assert np.array_equal(reconstruction[:5], first.reconstruct(X[:5]))  # batch-invariant
+    assert np.isfinite(first.history_["loss"]).all()
+
+
+def test_with_mixed_precision_runs_the_objective_under_bfloat16_autocast() -> None:
+    from hourglass.training import with_mixed_precision
+
+    seen: list[torch.dtype] = []
+
+    def objective(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.append(torch.get_autocast_dtype("cpu"))
+        assert torch.is_autocast_enabled("cpu")
+        return {"loss": module(x).sum()}
+
+    with_mixed_precision(objective, torch.device("cpu"))(nn.Linear(3, 1), torch.ones(2, 3), None)
+    assert seen == [torch.bfloat16]
+    assert not torch.is_autocast_enabled("cpu")

@@ -40,8 +40,10 @@ __all__ = [
     "SparseRowsAdam",
     "TensorSource",
     "TrainingConfig",
+    "bfloat16_is_native",
     "evaluate",
     "train",
+    "with_mixed_precision",
 ]
 
 
@@ -62,9 +64,13 @@ class TrainingConfig:
     verbose: int = 1  # 0: silent; 1: one progress bar over all batches
     # "auto" (on a CPU): measure and switch between 1 thread and all cores while
     # training (see hourglass.threads) where the thread count provably does not change
-    # the gradients, else use 1 thread; the results are always those of 1 thread.
-    # None: leave torch's setting as it is.
+    # the gradients, else use 1 thread; validate on 1 thread; the results are always
+    # those of 1 thread. None: leave torch's setting as it is.
     num_threads: Literal["auto"] | None = "auto"
+    # Run the objective under torch.autocast with bfloat16: matrix products and
+    # convolutions in bfloat16, weights, gradients and optimiser state in float32. Only
+    # worth it where the hardware computes in bfloat16 (see bfloat16_is_native).
+    mixed_precision: bool = False
     progress_description: str = "training"
 
 
@@ -289,6 +295,35 @@ def _make_optimizer(module: nn.Module, config: TrainingConfig) -> Any:
     if not sparse:
         return dense
     return SparseRowsAdam(dense, sparse, lr=config.learning_rate, eps=config.adam_epsilon)
+
+
+def bfloat16_is_native(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (fast mixed precision).
+
+    On a CPU, that takes AVX512-BF16 or AMX, which oneDNN uses for bfloat16
+    matrix products and convolutions; elsewhere bfloat16 is emulated, slower
+    than float32.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def with_mixed_precision(objective: Objective, device: torch.device) -> Objective:
+    """``objective`` run under ``torch.autocast`` with bfloat16 on ``device``."""
+
+    def autocast_objective(
+        module: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return objective(module, x, y)
+
+    return autocast_objective
 
 
 def _identity(batch: torch.Tensor) -> torch.Tensor:
@@ -671,11 +706,16 @@ def _run_epochs(
         leave=True,
     )
     threads_before = torch.get_num_threads()  # restored at the end
+    # In the automatic mode, validation runs on one thread like everything whose result
+    # counts: the same bits whatever the machine's load, and never slowed 10x by
+    # waiting for a busy core. Otherwise with the caller's thread count.
+    automatic = config.num_threads == "auto" and run.device.type == "cpu"
+    validation_threads = 1 if automatic else threads_before
     try:
         tuner = _set_up_threads(run, source, generators)
         for epoch in range(first_epoch, config.epochs):
             values = _train_epoch(run, source, epoch, tuner, progress)
-            val = _validate(run, validation, threads_before)
+            val = _validate(run, validation, validation_threads)
             values.update({f"val_{key}": value for key, value in val.items()})
             history.append(values)
             progress.set_postfix(
@@ -825,7 +865,7 @@ def _step(
 def _validate(run: _Run, validation: BatchSource | None, threads: int) -> dict[str, float]:
     """The objective's means over ``validation`` (none without it).
 
-    A single process evaluates with ``threads`` threads, the caller's count.
+    A single process evaluates with ``threads`` threads.
     """
     if validation is None:
         return {}
@@ -965,6 +1005,8 @@ def train(
     cores shared out between its processes.
     """
     device = device or next(module.parameters()).device
+    if config.mixed_precision:
+        objective = with_mixed_precision(objective, device)
     source = _training_source(inputs, targets, device)
     if isinstance(validation, tuple):
         validation = _as_source(*validation)

@@ -56,3 +56,18 @@ def test_initialisation_is_glorot_normal_zero_bias_and_seeded() -> None:
 def test_flat_samples_are_rejected() -> None:
     with pytest.raises(ValueError, match=r"images of shape \(h, w\) or \(c, h, w\)"):
         ConvAutoencoder(ConvConfig(input_shape=(784,)))
+
+
+def test_weights_are_channels_last_and_compute_what_contiguous_ones_do() -> None:
+    model = ConvAutoencoder(ConvConfig(), generator=torch.Generator().manual_seed(0))
+    contiguous = ConvAutoencoder(ConvConfig(), generator=torch.Generator().manual_seed(0))
+    contiguous.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convolutions)
+    x = torch.rand(8, 28, 28, generator=torch.Generator().manual_seed(1))
+    for network in (model, contiguous):
+        loss, _ = network.reconstruction_loss(x, x, "bce")
+        loss.backward()
+    torch.testing.assert_close(model(x), contiguous(x), rtol=1e-5, atol=1e-6)
+    for a, b in zip(model.parameters(), contiguous.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)

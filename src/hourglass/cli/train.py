@@ -166,6 +166,12 @@ FLAGS: tuple[Flag, ...] = (
         type=int,
     ),
     Flag(
+        "mixed_precision",
+        "training",
+        "compute in bfloat16 where the CPU has it natively (AVX512-BF16, AMX); float32 weights",
+        action="store_true",
+    ),
+    Flag(
         "random_state", "training", "random seed (default: 0)", flag="--seed", type=int, default=0
     ),
     Flag(

@@ -20,9 +20,14 @@ from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
 from hourglass.estimators import _fitting, _state
-from hourglass.estimators._blocks import map_blocks
+from hourglass.estimators._blocks import in_bfloat16, map_blocks
 from hourglass.estimators._input import PreparedInput, shaped_like_training
-from hourglass.estimators._params import PARAMETER_CONSTRAINTS, check_count, seed_from
+from hourglass.estimators._params import (
+    PARAMETER_CONSTRAINTS,
+    check_count,
+    seed_from,
+    uses_bfloat16,
+)
 from hourglass.estimators._similarity import SimilarityMixin
 from hourglass.estimators._streaming import StreamInput, piecewise
 from hourglass.exceptions import InvalidInputError, InvalidParameterError
@@ -61,6 +66,7 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
     patience: int
     device: str
     num_threads: int | None
+    mixed_precision: bool
     beta: float
     categorical_columns: tuple[str, ...] | None
     noise: str | None
@@ -185,7 +191,9 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         workers = torch.get_num_threads() if threads is None else threads
         return map_blocks(
             values,
-            lambda block: fn(module, block),
+            in_bfloat16(
+                lambda block: fn(module, block), uses_bfloat16(self.mixed_precision, self.device_)
+            ),
             block_rows=family.inference_block_rows(self.input_shape_),
             device=self.device_,
             workers=workers if parallel else 1,

@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from hourglass.estimators._input import as_tensor, to_unit_float
 
-__all__ = ["BLOCK_ROW_MULTIPLE", "map_blocks"]
+__all__ = ["BLOCK_ROW_MULTIPLE", "in_bfloat16", "map_blocks"]
 
 #: Block sizes are multiples of this (see the module docstring).
 BLOCK_ROW_MULTIPLE = 64
@@ -108,6 +108,23 @@ def _forget_pools() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pools)
+
+
+def in_bfloat16(fn: BlockFunction, enabled: bool) -> BlockFunction:
+    """``fn`` run under ``torch.autocast`` with bfloat16 (if ``enabled``), returning float32.
+
+    Autocast is per thread: it is entered in the returned function, on the thread that
+    runs the block.
+    """
+    if not enabled:
+        return fn
+
+    def autocast_fn(block: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(block.device.type, dtype=torch.bfloat16):
+            out = fn(block)
+        return out.float() if out.is_floating_point() else out
+
+    return autocast_fn
 
 
 def map_blocks(

@@ -21,7 +21,7 @@ from hourglass import distributed, persistence
 from hourglass.checkpoint import Checkpoint
 from hourglass.data.stream import Stream, StreamSource
 from hourglass.estimators._input import UINT8_SCALE, PreparedInput, as_tensor, to_unit_float
-from hourglass.estimators._params import resolve_device
+from hourglass.estimators._params import resolve_device, uses_bfloat16
 from hourglass.estimators._streaming import StreamInput, scan_stream, scan_table_stream
 from hourglass.exceptions import InvalidInputError
 from hourglass.families import Family, get_family
@@ -194,7 +194,8 @@ def _train_module(
     """Build the network and train it on ``inputs``; sets ``module_`` and the history."""
     family = estimator.family_
     generator = torch.Generator().manual_seed(seed)
-    module = build_module(estimator, generator).to(estimator.device_)
+    with num_threads(1):  # small tensors: several threads only wait for each other
+        module = build_module(estimator, generator).to(estimator.device_)
     # One stream per source of randomness, so that none shifts another.
     random_generators = {
         name: torch.Generator(device=estimator.device_).manual_seed(
@@ -236,6 +237,7 @@ def _training_config(estimator: BaseAutoencoder) -> TrainingConfig:
         patience=int(estimator.patience),
         verbose=int(estimator.verbose),
         num_threads="auto" if estimator.num_threads is None else None,
+        mixed_precision=uses_bfloat16(bool(estimator.mixed_precision), estimator.device_),
         progress_description=f"{type(estimator).__name__}.fit",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from numbers import Integral, Real
 from typing import Any
 
@@ -15,8 +16,11 @@ from hourglass.nn.blocks import ACTIVATIONS
 from hourglass.nn.noise import NOISE_KINDS
 from hourglass.nn.text_features import TEXT_NOISE_KINDS
 from hourglass.scoring import ERROR_METRICS
+from hourglass.training import bfloat16_is_native
 
-__all__ = ["PARAMETER_CONSTRAINTS", "check_count", "resolve_device", "seed_from"]
+__all__ = ["PARAMETER_CONSTRAINTS", "check_count", "resolve_device", "seed_from", "uses_bfloat16"]
+
+_LOGGER = logging.getLogger("hourglass")
 
 #: scikit-learn parameter validation of every autoencoder estimator.
 PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
@@ -36,6 +40,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "patience": [Interval(Integral, 1, None, closed="left")],
     "device": [str],
     "num_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "mixed_precision": ["boolean"],
     "beta": [Interval(Real, 0, None, closed="left")],
     "categorical_columns": ["array-like", None],
     "noise": [StrOptions(set(NOISE_KINDS) | set(TEXT_NOISE_KINDS)), None],
@@ -87,3 +92,19 @@ def resolve_device(device: str) -> torch.device:
             "use device='auto' or device='cpu'."
         )
     return resolved
+
+
+def uses_bfloat16(mixed_precision: bool, device: torch.device) -> bool:
+    """Whether to compute in bfloat16: ``mixed_precision`` asked for it, and ``device`` has it.
+
+    Where the device only emulates bfloat16 (slower than float32), float32 is used and
+    a message logged.
+    """
+    if not mixed_precision:
+        return False
+    if bfloat16_is_native(device):
+        return True
+    _LOGGER.info(
+        "mixed_precision=True: %s does not compute in bfloat16 natively; using float32.", device
+    )
+    return False

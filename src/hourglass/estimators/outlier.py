@@ -78,8 +78,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseAutoencoder):  # type: ignore
     ----------
     arch, latent_dim, hidden_dims, activation, output_activation, loss, learning_rate, \
 weight_decay, epochs, batch_size, shuffle, validation_fraction, early_stopping, \
-patience, device, num_threads, beta, categorical_columns, noise, noise_strength, invariance, \
-verbose, random_state
+patience, device, num_threads, mixed_precision, beta, categorical_columns, noise, noise_strength, \
+invariance, verbose, random_state
         As in :class:`hourglass.Autoencoder`.
     trim : float in [0, 0.5) or "auto", default="auto"
         ``arch="tabular"`` only: contamination-robust training. The fraction of
@@ -238,6 +238,7 @@ verbose, random_state
         patience: int = 5,
         device: str = "auto",
         num_threads: int | None = None,
+        mixed_precision: bool = False,
         beta: float = 1.0,
         categorical_columns: tuple[str, ...] | None = None,
         noise: str | None = None,
@@ -269,6 +270,7 @@ verbose, random_state
         self.patience = patience
         self.device = device
         self.num_threads = num_threads
+        self.mixed_precision = mixed_precision
         self.beta = beta
         self.categorical_columns = categorical_columns
         self.noise = noise

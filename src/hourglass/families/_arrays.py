@@ -142,7 +142,12 @@ class ArrayFamily(Family):
         if torch.is_grad_enabled() and isinstance(module, InvariantAutoencoder):
             return module.training_loss(x, target, estimator.loss_)
         # A training step; under DDP only autograd's gradients are synchronised.
-        if torch.is_grad_enabled() and module.has_fused_gradients and distributed.world_size() == 1:
+        if (
+            torch.is_grad_enabled()
+            and module.has_fused_gradients
+            and distributed.world_size() == 1
+            and not torch.is_autocast_enabled(x.device.type)  # float32 only
+        ):
             loss, mae = module.loss_and_gradients(x, target, estimator.loss_)
         else:
             loss, mae = module.reconstruction_loss(x, target, estimator.loss_)

