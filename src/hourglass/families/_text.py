@@ -75,6 +75,22 @@ class TextFamily(Family):
     saved_outputs: ClassVar[tuple[str, ...]] = ("softmax",)
     saved_losses: ClassVar[tuple[str, ...]] = ("nll",)
 
+    #: The network, and its configuration (a frozen dataclass with ``input_shape``,
+    #: ``latent_dim`` and ``hidden_dim``, which ``hidden_dims=(width,)`` sets).
+    module_class: ClassVar[type[ReconstructionModule]]
+    config_class: ClassVar[Any]
+
+    def build_module(
+        self, estimator: BaseAutoencoder, generator: torch.Generator
+    ) -> ReconstructionModule:
+        hidden = estimator._validated_hidden_dims()
+        config = self.config_class(
+            input_shape=estimator.input_shape_,
+            latent_dim=int(estimator.latent_dim),
+            hidden_dim=hidden[0] if hidden else self.config_class.hidden_dim,
+        )
+        return self.module_class(config, generator=generator)
+
     def prepare_training(self, estimator: BaseAutoencoder, X: Any) -> PreparedInput | StreamInput:
         if isinstance(X, Stream):
             return replace(self._scan_text_stream(estimator, X), family=self.name)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from hourglass.families._text import TextFamily
+from hourglass.nn import ReconstructionModule
 from hourglass.nn.transformer import TransformerTextAutoencoder, TransformerTextConfig
-
-if TYPE_CHECKING:
-    from hourglass.estimators._base import BaseAutoencoder
-    from hourglass.nn import ReconstructionModule
 
 __all__ = ["TransformerFamily"]
 
@@ -24,19 +21,8 @@ class TransformerFamily(TextFamily):
     """
 
     name: ClassVar[str] = "transformer"
-
-    def build_module(
-        self, estimator: BaseAutoencoder, generator: torch.Generator
-    ) -> ReconstructionModule:
-        hidden = estimator._validated_hidden_dims()
-        return TransformerTextAutoencoder(
-            TransformerTextConfig(
-                input_shape=estimator.input_shape_,
-                latent_dim=int(estimator.latent_dim),
-                hidden_dim=hidden[0] if hidden else TransformerTextConfig.hidden_dim,
-            ),
-            generator=generator,
-        )
+    module_class: ClassVar[type[ReconstructionModule]] = TransformerTextAutoencoder
+    config_class: ClassVar[Any] = TransformerTextConfig
 
     def attach_generators(
         self, module: ReconstructionModule, generators: dict[str, torch.Generator]
