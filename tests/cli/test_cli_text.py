@@ -64,3 +64,7 @@ def test_train_a_denoising_text_model_and_denoise_a_text_file(tmp_path: Path) ->
     cleaned = tmp_path / "clean.txt"
     assert main(["denoise", str(model), str(tmp_path / "noisy.txt"), "-o", str(cleaned)]) == 0
     assert len(cleaned.read_text(encoding="utf-8").splitlines()) == 2
+    streamed = tmp_path / "streamed.txt"
+    noisy = str(tmp_path / "noisy.txt")
+    assert main(["denoise", str(model), noisy, "-o", str(streamed), "--stream", "always"]) == 0
+    assert streamed.read_text(encoding="utf-8") == cleaned.read_text(encoding="utf-8")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,19 +99,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_texts(texts: list[str], output: Path) -> int:
+def _write_texts(texts: Iterable[str], output: Path) -> int:
+    """Write texts one per line (line breaks inside a text become spaces), as they come."""
     if output.suffix.lower() != ".txt":
         raise InvalidParameterError(f"Cannot write texts to {output}: use a .txt file name.")
+    written = 0
     with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.writelines(" ".join(text.splitlines()) + "\n" for text in texts)
-    print(f"Wrote {len(texts):,} denoised texts to {output}")
+        for text in texts:
+            handle.write(" ".join(text.splitlines()) + "\n")
+            written += 1
+    print(f"Wrote {written:,} denoised texts to {output}")
     return 0
 
 
 def _denoise_stream(model: Any, noisy: Stream, output: Path, preview: int | None) -> int:
-    """Denoise a stream piece by piece into a .npy file written as it goes."""
+    """Denoise a stream piece by piece into a .npy (or, for texts, .txt) file written as it goes."""
+    pieces = noisy.pieces(as_frame=takes_frames(model, noisy))
     if model.family_.input_kind(model.input_shape_) == "texts":
-        return _write_texts(model.denoise(noisy), output)  # texts are read piece by piece
+        return _write_texts(itertools.chain.from_iterable(map(model.denoise, pieces)), output)
     if output.suffix.lower() != ".npy":
         raise InvalidInputError(
             f"Cannot write {output}: streamed data is denoised into a .npy file (add "
@@ -120,7 +127,7 @@ def _denoise_stream(model: Any, noisy: Stream, output: Path, preview: int | None
     written = 0
     with atomic_file(output) as tmp, open(tmp, "wb") as handle:
         np.lib.format.write_array_header_2_0(handle, {**header, "shape": shape})
-        for piece in noisy.pieces(as_frame=takes_frames(model, noisy)):
+        for piece in pieces:
             denoised = model.denoise(piece).astype(np.float32, copy=False)
             handle.write(np.ascontiguousarray(denoised).tobytes())
             written += len(denoised)

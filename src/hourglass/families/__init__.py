@@ -131,7 +131,7 @@ def choose_family(estimator: BaseAutoencoder, X: Any) -> Family:
     """
     if estimator.arch != "auto":
         return get_family(estimator.arch)
-    if getattr(X, "is_text", False) if isinstance(X, Stream) else is_text(X):
+    if X.is_text if isinstance(X, Stream) else is_text(X):
         return FAMILIES[TEXT_DEFAULT]
     if _is_table(estimator, X):
         return FAMILIES["tabular"]

@@ -97,7 +97,7 @@ class TextFamily(Family):
         return replace(prepare_text(estimator, X, max_length=TEXT_MAX_BYTES), family=self.name)
 
     def _scan_text_stream(self, estimator: BaseAutoencoder, stream: Stream) -> StreamInput:
-        if not getattr(stream, "is_text", False):
+        if not stream.is_text:
             raise InvalidInputError(
                 f"arch={self.name!r} trains on texts: a list of str or a stream of .txt files "
                 f"(one text per line); {stream!r} holds arrays or a table."

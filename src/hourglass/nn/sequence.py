@@ -23,7 +23,7 @@ from torch import nn
 from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.blocks import glorot_normal_
 
-__all__ = ["ByteTokenizer", "SequenceAutoencoder", "SequenceConfig"]
+__all__ = ["ByteTokenizer", "SequenceAutoencoder", "SequenceConfig", "text_lengths"]
 
 PAD, BOS, EOS = 256, 257, 258  # ids after the 256 byte values
 VOCAB_SIZE = 259
@@ -59,6 +59,11 @@ class ByteTokenizer:
             if token < 256:
                 data.append(int(token))
         return data.decode("utf-8", errors="replace")
+
+
+def text_lengths(tokens: torch.Tensor) -> torch.Tensor:
+    """Number of ids up to and including the end-of-text id, per row (at least 1)."""
+    return (tokens != PAD).sum(dim=1).clamp(min=1)
 
 
 @dataclass(frozen=True)
@@ -102,10 +107,7 @@ class SequenceAutoencoder(ReconstructionModule):
                 elif "bias" in name:
                     parameter.zero_()
 
-    @staticmethod
-    def lengths(tokens: torch.Tensor) -> torch.Tensor:
-        """Number of ids up to and including the end-of-text id, per row."""
-        return (tokens != PAD).sum(dim=1).clamp(min=1)
+    lengths = staticmethod(text_lengths)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes ``(batch, latent_dim)`` of token rows ``(batch, length)``.

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hourglass.nn.base import ReconstructionModule
-from hourglass.nn.sequence import BOS, EOS, PAD, VOCAB_SIZE
+from hourglass.nn.sequence import BOS, EOS, PAD, VOCAB_SIZE, text_lengths
 from hourglass.nn.text_features import byte_ngram_hashes, delete_words, word_hashes, word_index
 
 __all__ = ["TransformerTextAutoencoder", "TransformerTextConfig"]
@@ -177,8 +177,11 @@ class TransformerTextAutoencoder(ReconstructionModule):
         """Logits of the byte after each of ``previous`` ids (zeros before the first)."""
         embedded = self.byte_embedding(previous).transpose(1, 2)  # (batch, 32, length)
         context = self.context(F.pad(embedded, (self.config.decoder_context - 1, 0)))
-        hidden = F.gelu(context.transpose(1, 2) + self.code_to_bytes(z).unsqueeze(1))
-        logits: torch.Tensor = self.to_bytes(hidden)
+        return self._byte_head(context.transpose(1, 2), self.code_to_bytes(z).unsqueeze(1))
+
+    def _byte_head(self, context: torch.Tensor, code_terms: torch.Tensor) -> torch.Tensor:
+        """Byte logits from the previous bytes' convolution and the code's projection."""
+        logits: torch.Tensor = self.to_bytes(F.gelu(context + code_terms))
         return logits
 
     def bag_nll(self, z: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -191,10 +194,7 @@ class TransformerTextAutoencoder(ReconstructionModule):
         log_probabilities = F.log_softmax(self.bag(z) * self.config.bag_scale, dim=1)
         return -(counts * log_probabilities).sum(dim=1) / counts.sum(dim=1).clamp(min=1)
 
-    @staticmethod
-    def lengths(tokens: torch.Tensor) -> torch.Tensor:
-        """Number of ids up to and including the end-of-text id, per row."""
-        return (tokens != PAD).sum(dim=1).clamp(min=1)
+    lengths = staticmethod(text_lengths)
 
     def per_text_losses(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per text: NLL per byte, NLL per word of the bag, and mispredicted bytes.
@@ -246,8 +246,7 @@ class TransformerTextAutoencoder(ReconstructionModule):
         embedded = self.byte_embedding(previous) * (previous != PAD).unsqueeze(-1)
         picked = embedded.transpose(1, 2).flatten(1)  # (n, 32 * window), as the conv reads it
         context = F.linear(picked, self.context.weight.flatten(1), self.context.bias)
-        hidden = F.gelu(context + self.code_to_bytes(z)[rows])
-        logits = self.to_bytes(hidden)
+        logits = self._byte_head(context, self.code_to_bytes(z)[rows])
         targets = tokens[rows, columns]
         with torch.no_grad():
             error_rate = (logits.argmax(dim=1) != targets).float().mean()
