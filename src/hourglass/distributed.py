@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from hourglass._logging import quieted
 from hourglass._training_types import Batch, BatchSource, Objective
 from hourglass.exceptions import InvalidInputError, TrainingError
 from hourglass.threads import available_cores
@@ -423,16 +424,9 @@ class DataParallel:
         return {key: totals[i] / totals[-1] for i, key in enumerate(keys)}
 
 
-@contextlib.contextmanager
-def _quiet_launcher() -> Iterator[None]:
+def _quiet_launcher() -> contextlib.AbstractContextManager[None]:
     """Silence torchrun's own log lines; the processes report their errors themselves."""
-    logger = logging.getLogger("torch.distributed.elastic")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return quieted([logging.getLogger("torch.distributed.elastic")], logging.CRITICAL)
 
 
 def launch(n_processes: int, argv: Sequence[str]) -> None:

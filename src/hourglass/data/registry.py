@@ -31,7 +31,7 @@ import contextlib
 import logging
 import os
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from hourglass._logging import quieted
 from hourglass._version import __version__
 from hourglass.data.idx import read_idx
 from hourglass.exceptions import ChecksumError, DatasetError, InvalidInputError
@@ -398,18 +399,11 @@ class _Downloader:
         self.received = file_hash(output_file, alg="sha256")
 
 
-@contextlib.contextmanager
-def _pooch_quiet() -> Iterator[None]:
+def _pooch_quiet() -> contextlib.AbstractContextManager[None]:
     """Keep pooch's "Downloading data from ..." log lines off standard error."""
     from pooch import get_logger
 
-    logger = get_logger()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return quieted([get_logger()], logging.WARNING)
 
 
 def download_file(

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from hourglass._atomic import atomic_file
+from hourglass._logging import quieted
 from hourglass._version import __version__
 from hourglass.complexity import LOG_EPSILON
 from hourglass.estimators._base import BaseAutoencoder
@@ -343,16 +344,9 @@ def _scoring_graph(
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's log lines and its warnings about its own internals."""
     loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    try:
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+    with quieted(loggers, logging.ERROR), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def to_onnx(model: BaseAutoencoder, path: str | os.PathLike[str]) -> Path:

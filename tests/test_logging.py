@@ -1,0 +1,19 @@
+"""hourglass._logging.quieted: other libraries' log levels raised for a block, then restored."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from hourglass._logging import quieted
+
+
+def test_levels_are_raised_inside_and_restored_after_even_on_error() -> None:
+    first, second = logging.getLogger("hourglass-test.a"), logging.getLogger("hourglass-test.b")
+    first.setLevel(logging.INFO)
+    second.setLevel(logging.NOTSET)
+    with pytest.raises(RuntimeError), quieted([first, second], logging.ERROR):
+        assert (first.level, second.level) == (logging.ERROR, logging.ERROR)
+        raise RuntimeError
+    assert (first.level, second.level) == (logging.INFO, logging.NOTSET)
