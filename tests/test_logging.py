@@ -13,7 +13,14 @@ def test_levels_are_raised_inside_and_restored_after_even_on_error() -> None:
     first, second = logging.getLogger("hourglass-test.a"), logging.getLogger("hourglass-test.b")
     first.setLevel(logging.INFO)
     second.setLevel(logging.NOTSET)
-    with pytest.raises(RuntimeError), quieted([first, second], logging.ERROR):
-        assert (first.level, second.level) == (logging.ERROR, logging.ERROR)
-        raise RuntimeError
+    inside: list[tuple[int, int]] = []
+
+    def fail_inside() -> None:
+        with quieted([first, second], logging.ERROR):
+            inside.append((first.level, second.level))
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        fail_inside()
+    assert inside == [(logging.ERROR, logging.ERROR)]
     assert (first.level, second.level) == (logging.INFO, logging.NOTSET)
