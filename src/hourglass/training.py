@@ -30,6 +30,7 @@ from hourglass import distributed
 from hourglass._training_types import Batch, BatchSource, Objective
 from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_state
 from hourglass.exceptions import TrainingError
+from hourglass.sliced_gradients import SlicedGradients
 from hourglass.threads import ThreadTuner, num_threads
 
 __all__ = [
@@ -71,6 +72,11 @@ class TrainingConfig:
     # convolutions in bfloat16, weights, gradients and optimiser state in float32. Only
     # worth it where the hardware computes in bfloat16 (see bfloat16_is_native).
     mixed_precision: bool = False
+    # Slices each batch's gradient is computed from, each on one thread, the slices in
+    # parallel on the CPU's cores (see hourglass.sliced_gradients): the result does not
+    # depend on the thread count. For objectives that are means over the samples and
+    # draw no random numbers; 1 computes the whole batch at once.
+    batch_slices: int = 1
     progress_description: str = "training"
 
 
@@ -517,11 +523,19 @@ def _choose_threads(
     config: TrainingConfig,
     device: torch.device,
     prepare_batch: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    sliced: bool = False,
 ) -> ThreadTuner | None:
-    """Set up ``config.num_threads == "auto"``: a tuner, or one thread where none may be used."""
+    """Set up ``config.num_threads == "auto"``: a tuner, or one thread where none may be used.
+
+    With ``sliced`` gradients the thread count never changes the result, so the
+    tuner may always choose it.
+    """
     if config.num_threads != "auto" or device.type != "cpu":
         return None
     tuner = ThreadTuner.for_this_machine()
+    if len(tuner.candidates) > 1 and sliced:
+        return tuner
     if len(tuner.candidates) > 1 and source.n_samples >= config.batch_size:
         x_raw, y_raw = source.head(config.batch_size)
         x = prepare_batch(x_raw.to(device))
@@ -666,6 +680,19 @@ def _data_parallel(
     return distributed.DataParallel(module, objective, device)
 
 
+def _sliced_gradients(
+    module: nn.Module,
+    objective: Objective,
+    config: TrainingConfig,
+    device: torch.device,
+    parallel: distributed.DataParallel | None,
+) -> SlicedGradients | None:
+    """The slice-by-slice step of ``config.batch_slices``, on a CPU in one process."""
+    if config.batch_slices <= 1 or device.type != "cpu" or parallel is not None:
+        return None
+    return SlicedGradients(module, objective, config.batch_slices)
+
+
 @dataclass(frozen=True)
 class _Run:
     """What the epochs of one :func:`train` call share."""
@@ -679,6 +706,7 @@ class _Run:
     corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None
     generator: torch.Generator | None  # the shuffling order's
     parallel: distributed.DataParallel | None  # None in a single process
+    slices: SlicedGradients | None  # None: the whole batch at once
 
 
 def _run_epochs(
@@ -694,7 +722,8 @@ def _run_epochs(
     """Train from ``first_epoch`` to the last epoch or an early stop, behind a progress bar.
 
     Each epoch is recorded in ``history`` and, with a ``checkpoint``, saved. The
-    caller's torch thread count is restored at the end.
+    caller's torch thread count is restored at the end, and the slices' worker
+    threads stopped.
     """
     config = run.config
     progress = tqdm(
@@ -730,6 +759,8 @@ def _run_epochs(
                 break
     finally:
         progress.close()
+        if run.slices is not None:
+            run.slices.close()  # its worker threads
         if torch.get_num_threads() != threads_before:
             torch.set_num_threads(threads_before)
 
@@ -746,7 +777,13 @@ def _set_up_threads(
     config = run.config
     if run.parallel is None:
         tuner = _choose_threads(
-            run.module, run.objective, source, config, run.device, run.prepare_batch
+            run.module,
+            run.objective,
+            source,
+            config,
+            run.device,
+            run.prepare_batch,
+            sliced=run.slices is not None,
         )
     else:  # processes share the cores; measuring would only tell how busy the others are
         tuner = None
@@ -849,6 +886,10 @@ def _step(
     y = x if y_raw is None else run.prepare_batch(y_raw.to(run.device, non_blocking=True))
     if run.corrupt_inputs is not None:
         x = run.corrupt_inputs(x)  # the target y stays clean
+    if run.slices is not None:  # slice by slice, on as many cores as the tuner chose
+        values = run.slices.step(x, y, workers=torch.get_num_threads())
+        run.optimizer.step()
+        return values
     if run.parallel is None:
         values = run.objective(run.module, x, y)
         loss = values["loss"]
@@ -1023,6 +1064,7 @@ def train(
     first_epoch = 0
     if checkpoint is not None and checkpoint.resume:
         first_epoch = _resume(checkpoint, module, optimizer, generators, history, stopping, config)
+    parallel = _data_parallel(module, objective, device, config, source, validation, first_epoch)
     run = _Run(
         module=module,
         objective=objective,
@@ -1032,7 +1074,8 @@ def train(
         prepare_batch=prepare_batch or _identity,
         corrupt_inputs=corrupt_inputs,
         generator=generator,
-        parallel=_data_parallel(module, objective, device, config, source, validation, first_epoch),
+        parallel=parallel,
+        slices=_sliced_gradients(module, objective, config, device, parallel),
     )
     _run_epochs(run, source, validation, first_epoch, history, stopping, generators, checkpoint)
     if stopping.best_state is not None:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from hourglass.nn import ConvAutoencoder, ConvConfig
+from hourglass.nn.conv import FewChannelConvTranspose2d
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (1, 28, 28), (3, 13, 17), (2, 8, 8)])
@@ -71,3 +72,34 @@ def test_weights_are_channels_last_and_compute_what_contiguous_ones_do() -> None
     torch.testing.assert_close(model(x), contiguous(x), rtol=1e-5, atol=1e-6)
     for a, b in zip(model.parameters(), contiguous.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("in_channels", "out_channels", "kernel", "stride", "padding", "size"),
+    [(32, 1, 4, 2, 1, 14), (8, 3, 4, 2, 1, 7), (5, 2, 3, 1, 1, 6), (4, 1, 3, 2, 0, 5)],
+)
+def test_few_channel_transposed_convolution_computes_what_torch_does(
+    in_channels: int, out_channels: int, kernel: int, stride: int, padding: int, size: int
+) -> None:
+    torch.manual_seed(0)
+    reference = nn.ConvTranspose2d(in_channels, out_channels, kernel, stride, padding)
+    fold = FewChannelConvTranspose2d(in_channels, out_channels, kernel, stride, padding)
+    fold.load_state_dict(reference.state_dict())  # the same parameters, by the same names
+    x = torch.randn(3, in_channels, size, size).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    expected, got = reference(x), fold(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    grads = [
+        torch.autograd.grad(out.square().sum(), [x, *m.parameters()])
+        for out, m in ((expected, reference), (got, fold))
+    ]
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_the_last_map_is_flattened_before_its_activation_and_the_image_layer_folds() -> None:
+    model = ConvAutoencoder(ConvConfig())
+    kinds = [type(m).__name__ for m in model.encoder]
+    assert kinds == ["Conv2d", "ReLU", "Conv2d", "Flatten", "ReLU", "Linear", "ReLU"]
+    assert isinstance(model.decoder[-1], FewChannelConvTranspose2d)  # 32 -> 1 channel
+    assert type(model.decoder[-3]) is nn.ConvTranspose2d  # 64 -> 32: oneDNN's is faster

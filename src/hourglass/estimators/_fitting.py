@@ -26,6 +26,7 @@ from hourglass.estimators._streaming import StreamInput, scan_stream, scan_table
 from hourglass.exceptions import InvalidInputError
 from hourglass.families import Family, get_family
 from hourglass.nn import ReconstructionModule
+from hourglass.sliced_gradients import SLICES
 from hourglass.threads import num_threads
 from hourglass.training import BatchSource, History, TensorSource, TrainingConfig, train
 
@@ -238,6 +239,7 @@ def _training_config(estimator: BaseAutoencoder) -> TrainingConfig:
         verbose=int(estimator.verbose),
         num_threads="auto" if estimator.num_threads is None else None,
         mixed_precision=uses_bfloat16(bool(estimator.mixed_precision), estimator.device_),
+        batch_slices=SLICES if estimator.family_.slices_batches(estimator) else 1,
         progress_description=f"{type(estimator).__name__}.fit",
     )
 

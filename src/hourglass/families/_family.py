@@ -103,6 +103,15 @@ class Family:
     def __repr__(self) -> str:
         return f"<hourglass family {self.name!r}>"
 
+    def slices_batches(self, estimator: BaseAutoencoder) -> bool:
+        """Whether a batch's gradient may be computed slice by slice, the slices in parallel.
+
+        True where the training objective is a mean over the samples and draws
+        no random numbers (see :mod:`hourglass.sliced_gradients`). The default:
+        False.
+        """
+        return False
+
     def clustering_recipe(self, n_samples: int) -> ClusteringRecipe:
         """What clustering ``n_samples`` samples of this family's data uses by default.
 

@@ -56,6 +56,15 @@ class ConvFamily(ConvolutionalImages):
     takes_invariance: ClassVar[bool] = True
     exports_onnx: ClassVar[bool] = True
 
+    def slices_batches(self, estimator: BaseAutoencoder) -> bool:
+        """Yes, but not with ``invariance``: its contrastive term compares a batch's images.
+
+        On 2 cores, training on two slices at once ran 1.36x faster than one
+        thread, with the same weights; the dense model's steps are too short
+        for it to pay (0.7x).
+        """
+        return float(estimator.invariance) <= 0
+
     def build_module(
         self, estimator: BaseAutoencoder, generator: torch.Generator
     ) -> ReconstructionModule:

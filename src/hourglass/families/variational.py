@@ -50,6 +50,10 @@ class VariationalFamily(ArrayFamily):
             generator=generator,
         )
 
+    def slices_batches(self, estimator: BaseAutoencoder) -> bool:
+        """No: the codes are sampled, and slices in parallel would draw in any order."""
+        return False
+
     def attach_generators(
         self, module: ReconstructionModule, generators: dict[str, torch.Generator]
     ) -> None:

@@ -16,6 +16,44 @@ from hourglass.nn.blocks import glorot_normal_, make_activation
 __all__ = ["ConvAutoencoder", "ConvConfig"]
 
 
+class FewChannelConvTranspose2d(nn.ConvTranspose2d):
+    """A transposed convolution to a few channels (an image's), as a matrix product and a fold.
+
+    The same parameters and function as :class:`torch.nn.ConvTranspose2d`
+    (without dilation, groups or output padding). Every input position's
+    contribution is one row of a matrix product with the flattened kernel,
+    which reads a channels-last input without copying it; ``F.fold`` adds the
+    overlapping contributions up. oneDNN's kernel handles one or three output
+    channels poorly: on 2 cores this computes the 32-to-1-channel layer of the
+    default model 2.7x faster at inference and takes a tenth off a training step.
+    """
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        padding = self.padding
+        if (
+            output_size is not None
+            or isinstance(padding, str)
+            or self.groups != 1
+            or self.dilation != (1, 1)
+        ):
+            return super().forward(input, output_size)
+        batch, channels, height, width = input.shape
+        (kernel_h, kernel_w), (stride_h, stride_w) = self.kernel_size, self.stride
+        pad_h, pad_w = padding
+        out_h = (height - 1) * stride_h - 2 * pad_h + kernel_h + self.output_padding[0]
+        out_w = (width - 1) * stride_w - 2 * pad_w + kernel_w + self.output_padding[1]
+        rows = input.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+        columns = rows @ self.weight.reshape(channels, -1)  # (batch, positions, c_out * kh * kw)
+        out = F.fold(
+            columns.transpose(1, 2),
+            (out_h, out_w),
+            self.kernel_size,
+            padding=padding,
+            stride=self.stride,
+        )
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+
 @dataclass(frozen=True)
 class ConvConfig:
     """Architecture of a :class:`ConvAutoencoder`.
@@ -84,9 +122,13 @@ class ConvAutoencoder(ReconstructionModule):
                 nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
                 make_activation(config.activation),
             ]
+        # The last map is flattened before its activation: the same values, but the
+        # activation's backward pass then reads a gradient and an output of the same
+        # memory layout (Flatten copies the channels-last map into rows), where the
+        # mixed pair took 16x longer; a training step 14% less time.
+        down[-2:] = [down[-2], nn.Flatten(), down[-1]]
         self.encoder = nn.Sequential(
             *down,
-            nn.Flatten(),
             nn.Linear(bottleneck_size, config.latent_dim),
             make_activation(config.activation),
         )
@@ -95,7 +137,8 @@ class ConvAutoencoder(ReconstructionModule):
         for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
             # A 4x4 transposed convolution with stride 2 doubles the size exactly; it
             # trained 3.7x and predicted 5x faster than upsampling + 3x3 convolution.
-            up.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            transposed = FewChannelConvTranspose2d if c_out <= 4 else nn.ConvTranspose2d
+            up.append(transposed(c_in, c_out, 4, stride=2, padding=1))
             if i < len(widths) - 2:  # no activation after the last layer: logits
                 up.append(make_activation(config.activation))
         self.decoder = nn.Sequential(

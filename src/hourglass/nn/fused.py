@@ -18,7 +18,9 @@ linear output; the ``bce``, ``mse`` and ``mae`` losses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,7 @@ __all__ = [
     "activate",
     "activation_backward_",
     "gradient_buffer",
+    "gradients_into",
     "loss_and_gradients",
     "output_loss_and_gradient",
     "reconstruction_loss_reference",
@@ -178,11 +181,37 @@ def output_loss_and_gradient(
     return value, mae, grad
 
 
+_redirect = threading.local()  # .buffers: where this thread's gradient_buffer writes
+
+
+@contextlib.contextmanager
+def gradients_into(buffers: dict[int, torch.Tensor]) -> Iterator[dict[int, torch.Tensor]]:
+    """In this thread, make :func:`gradient_buffer` use ``buffers`` instead of ``.grad``.
+
+    ``buffers`` maps ``id(parameter)`` to its gradient, allocated on first use
+    and then overwritten in place. Several threads can so compute the fused
+    gradients of different slices of a batch at once
+    (:class:`hourglass.sliced_gradients.SlicedGradients`).
+    """
+    previous = getattr(_redirect, "buffers", None)
+    _redirect.buffers = buffers
+    try:
+        yield buffers
+    finally:
+        _redirect.buffers = previous
+
+
 def gradient_buffer(parameter: torch.Tensor) -> torch.Tensor:
     """``parameter.grad``, allocated on first use and then overwritten in place.
 
     Reusing the buffer keeps it in cache from one training step to the next.
+    Inside :func:`gradients_into`, the buffer given there instead.
     """
+    buffers: dict[int, torch.Tensor] | None = getattr(_redirect, "buffers", None)
+    if buffers is not None:
+        if id(parameter) not in buffers:
+            buffers[id(parameter)] = torch.empty_like(parameter)
+        return buffers[id(parameter)]
     if parameter.grad is None:
         parameter.grad = torch.empty_like(parameter)
     return parameter.grad
