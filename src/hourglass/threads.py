@@ -15,7 +15,9 @@ the matrix library and the CPU: some split a product's output between threads,
 others (on some AVX-512 CPUs, for the reference encoder) split its sums, which
 changes the rounding. Training therefore checks the first batch's gradients on
 every candidate count and tunes only where they agree, else keeps one thread
-(``hourglass.training``; ``tests/test_threads.py`` checks both cases).
+(``hourglass.training``; ``tests/test_threads.py`` checks both cases) — unless each
+batch is computed in slices of one thread each (:mod:`hourglass.sliced_gradients`),
+whose result never depends on the thread count.
 """
 
 from __future__ import annotations

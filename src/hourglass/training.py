@@ -65,8 +65,9 @@ class TrainingConfig:
     verbose: int = 1  # 0: silent; 1: one progress bar over all batches
     # "auto" (on a CPU): measure and switch between 1 thread and all cores while
     # training (see hourglass.threads) where the thread count provably does not change
-    # the gradients, else use 1 thread; validate on 1 thread; the results are always
-    # those of 1 thread. None: leave torch's setting as it is.
+    # the gradients (sliced batches, or a check of the first batch), else use 1 thread;
+    # validate on 1 thread; the results never depend on the thread count. None: leave
+    # torch's setting as it is.
     num_threads: Literal["auto"] | None = "auto"
     # Run the objective under torch.autocast with bfloat16: matrix products and
     # convolutions in bfloat16, weights, gradients and optimiser state in float32. Only
