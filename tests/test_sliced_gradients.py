@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -46,18 +48,21 @@ def gradients(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p.grad.clone() for p in module.parameters()]
 
 
+def steps_on_one_and_two_threads(
+    module: torch.nn.Module, objective: Any, x: torch.Tensor
+) -> list[tuple[dict, list[torch.Tensor]]]:
+    """The values and gradients of a sliced step on ``x`` with one worker, then two."""
+    sliced = SlicedGradients(module, objective)
+    try:
+        return [(sliced.step(x, x, workers=n), gradients(module)) for n in (1, 2)]
+    finally:
+        sliced.close()
+
+
 @pytest.mark.parametrize("rows", [16, 7])
 def test_conv_gradients_are_the_same_bits_on_one_or_two_threads(rows: int) -> None:
     x = torch.rand(rows, 12, 12, generator=torch.Generator().manual_seed(1))
-    module = conv_module()
-    sliced = SlicedGradients(module, conv_objective)
-    try:
-        one = sliced.step(x, x, workers=1)
-        first = gradients(module)
-        two = sliced.step(x, x, workers=2)
-        second = gradients(module)
-    finally:
-        sliced.close()
+    (one, first), (two, second) = steps_on_one_and_two_threads(conv_module(), conv_objective, x)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert all(torch.equal(one[key], two[key]) for key in ("loss", "mae"))
 
@@ -86,14 +91,7 @@ def test_fused_objectives_write_each_slice_into_its_own_buffers() -> None:
     whole = fused_objective(module, x, x)
     expected = gradients(module)
     module.zero_grad(set_to_none=True)
-    sliced = SlicedGradients(module, fused_objective)
-    try:
-        sliced.step(x, x, workers=1)
-        first = gradients(module)
-        values = sliced.step(x, x, workers=2)
-        second = gradients(module)
-    finally:
-        sliced.close()
+    (_, first), (values, second) = steps_on_one_and_two_threads(module, fused_objective, x)
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     for got, want in zip(second, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)

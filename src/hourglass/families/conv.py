@@ -17,12 +17,20 @@ if TYPE_CHECKING:
     from hourglass.estimators._streaming import StreamInput
     from hourglass.nn import ReconstructionModule
 
-__all__ = ["SMALL_INFERENCE_BLOCK_ROWS", "ConvFamily", "ConvolutionalImages", "check_images"]
+__all__ = [
+    "CONV_INFERENCE_BLOCK_ROWS",
+    "SMALL_INFERENCE_BLOCK_ROWS",
+    "ConvFamily",
+    "ConvolutionalImages",
+    "check_images",
+]
 
-#: Rows per inference block for convolutional (and recurrent) networks, whose large
-#: intermediate tensors stay in cache in small blocks (conv: as fast at 64 rows as at
-#: 2,048, measured).
+#: Rows per inference block for recurrent and transformer networks, whose large
+#: intermediate tensors stay in cache in small blocks.
 SMALL_INFERENCE_BLOCK_ROWS = 64
+#: Rows per inference block for convolutional networks: 128 predicted Fashion-MNIST
+#: 1.12x faster than 64 on 2 cores (21,000 against 18,600 images/s), 256 no faster.
+CONV_INFERENCE_BLOCK_ROWS = 128
 
 
 def check_images(family_name: str, input_shape: tuple[int, ...]) -> None:
@@ -46,7 +54,7 @@ class ConvolutionalImages(ArrayFamily):
         return "images"
 
     def inference_block_rows(self, input_shape: tuple[int, ...]) -> int:
-        return SMALL_INFERENCE_BLOCK_ROWS
+        return CONV_INFERENCE_BLOCK_ROWS
 
 
 class ConvFamily(ConvolutionalImages):
