@@ -236,8 +236,9 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         ndarray of the same shape as ``X``, float32
             The reconstruction, in the (scaled) data space: in [0, 1] for a
             sigmoid output; clipped to the training data's per-feature range
-            for a linear output. Text models return the greedily decoded texts
-            (a list of str), tabular models a DataFrame with the table's
+            for a linear output. Text models return texts (a list of str): the
+            transformer's words corrected towards its vocabulary, the GRU's
+            greedily decoded bytes; tabular models a DataFrame with the table's
             columns (numbers in their original units, the most likely known
             category).
         """

@@ -193,6 +193,10 @@ invariance, verbose, random_state
     column_scales_ : ndarray of shape (n_columns,)
         ``arch_ == "tabular"`` only: each column's typical (median) loss on the
         training rows; :meth:`explain` divides by it.
+    vocabulary_, vocabulary_counts_ : list of str, list of int
+        ``arch_ == "transformer"`` only: the training texts' most frequent
+        words (lowered; at most 50,000) and their counts, with which
+        :meth:`denoise` corrects words it does not know.
     reference_codes_ : ndarray of shape (n_references, latent_dim)
         After :meth:`set_index`: the codes of the reference samples that
         :meth:`nearest` searches (saved with the model).

@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
 
+from hourglass import persistence
+from hourglass.data.stream import Stream
+from hourglass.estimators._input import PreparedInput
+from hourglass.estimators._streaming import StreamInput
 from hourglass.families._text import TextFamily
+from hourglass.families._word_correction import MAX_WORDS, WordCorrector, count_words
 from hourglass.nn import ReconstructionModule
+from hourglass.nn.sequence import ByteTokenizer
 from hourglass.nn.transformer import TransformerTextAutoencoder, TransformerTextConfig
 
+if TYPE_CHECKING:
+    from hourglass.estimators._base import BaseAutoencoder
+
 __all__ = ["TransformerFamily"]
+
+#: Texts whose bag-of-words distributions are held at once while correcting.
+_CORRECTION_CHUNK = 256
+#: Texts of a stream (drawn at random) whose words make the vocabulary.
+VOCABULARY_SAMPLE = 20_000
 
 
 class TransformerFamily(TextFamily):
     """A transformer over hashed words and character n-grams; bag-of-words and byte decoders.
 
     See :mod:`hourglass.nn.transformer`. ``hidden_dims=(width,)`` sets the
-    width of the encoder's tokens.
+    width of the encoder's tokens. After fitting, ``vocabulary_`` holds the
+    training texts' most frequent words, with which :meth:`reconstruct` (and
+    ``denoise``) corrects texts (:mod:`hourglass.families._word_correction`).
     """
 
     name: ClassVar[str] = "transformer"
@@ -29,3 +49,78 @@ class TransformerFamily(TextFamily):
     ) -> None:
         assert isinstance(module, TransformerTextAutoencoder)  # what build_module makes
         module.dropout_generator = generators["augmentation"]
+
+    def prepare_training(self, estimator: BaseAutoencoder, X: Any) -> PreparedInput | StreamInput:
+        """As for texts; a stream's vocabulary comes from :data:`VOCABULARY_SAMPLE` of its texts."""
+        prepared = super().prepare_training(estimator, X)
+        if isinstance(X, Stream) and isinstance(prepared, StreamInput) and prepared.encode:
+            texts = X.sample(VOCABULARY_SAMPLE, seed=0, as_frame=True)
+            prepared = replace(prepared, sample=prepared.encode(texts))
+        return prepared
+
+    def after_fit(self, estimator: BaseAutoencoder, rows: NDArray[Any] | None) -> None:
+        """Count the words of the training texts (of a stream's sample): ``vocabulary_``."""
+        texts = [] if rows is None else [ByteTokenizer.decode(row) for row in rows]
+        estimator.vocabulary_, estimator.vocabulary_counts_ = count_words(texts)
+
+    def reconstruct(self, estimator: BaseAutoencoder, values: NDArray[Any]) -> list[str]:
+        """The texts with their unknown words corrected towards the words their codes predict.
+
+        Models saved before the vocabulary was kept decode greedily instead.
+        """
+        words = getattr(estimator, "vocabulary_", None)
+        if not words:
+            return super().reconstruct(estimator, values)
+        corrector = getattr(estimator, "_word_corrector", None)
+        if corrector is None or corrector.words is not words:
+            buckets = estimator.module_.config.bag_buckets
+            corrector = WordCorrector(words, estimator.vocabulary_counts_, buckets)
+            estimator._word_corrector = corrector
+
+        def bag_log_probabilities(module: Any, x: torch.Tensor) -> torch.Tensor:
+            logits = module.bag(module.encode(x)).float() * module.config.bag_scale
+            return F.log_softmax(logits, dim=1)
+
+        texts = []
+        for start in range(0, len(values), _CORRECTION_CHUNK):
+            chunk = values[start : start + _CORRECTION_CHUNK]
+            log_probabilities = estimator._map_batches(chunk, bag_log_probabilities).numpy()
+            texts += [
+                corrector.correct(ByteTokenizer.decode(row), row_log_probabilities)
+                for row, row_log_probabilities in zip(chunk, log_probabilities, strict=True)
+            ]
+        return texts
+
+    # ----------------------------------------------------------- persistence
+
+    def fitted_state(
+        self, estimator: BaseAutoencoder
+    ) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+        words = getattr(estimator, "vocabulary_", [])
+        if not words:
+            return {}, {}
+        joined = "\n".join(words).encode("utf-8")
+        return {}, {
+            "vocabulary_utf8_": np.frombuffer(joined, dtype=np.uint8).copy(),
+            "vocabulary_counts_": np.asarray(estimator.vocabulary_counts_, dtype=np.int64),
+        }
+
+    def restore_fitted_state(
+        self,
+        estimator: BaseAutoencoder,
+        state: dict[str, Any],
+        arrays: dict[str, NDArray[Any]],
+    ) -> None:
+        estimator.vocabulary_, estimator.vocabulary_counts_ = [], []
+        if "vocabulary_utf8_" not in arrays and "vocabulary_counts_" not in arrays:
+            return  # saved before the vocabulary was kept
+        joined = persistence.check_array(arrays, "vocabulary_utf8_", (None,))
+        counts = persistence.check_array(arrays, "vocabulary_counts_", (None,))
+        if joined.dtype != np.uint8 or counts.dtype != np.int64:
+            raise ValueError("the vocabulary must be UTF-8 bytes with int64 counts")
+        words = bytes(joined).decode("utf-8").split("\n")  # UnicodeDecodeError: a ValueError
+        if len(words) != len(counts) or len(words) > MAX_WORDS:
+            raise ValueError(f"the vocabulary needs one count per word, at most {MAX_WORDS} words")
+        if not all(words) or (counts < 1).any():
+            raise ValueError("the vocabulary's words must be non-empty, their counts positive")
+        estimator.vocabulary_, estimator.vocabulary_counts_ = words, [int(c) for c in counts]
