@@ -171,3 +171,10 @@ def test_a_model_fitted_on_a_text_stream_has_its_vocabulary(tmp_path) -> None:
     ).fit(Stream.open(path))
     assert set(model.vocabulary_) == {w for t in TEXTS for w in t.split()}
     assert model.denoise(["the lazy dgo"]) == ["the lazy dog"]
+
+
+def test_the_corrector_does_not_travel_with_a_pickled_model(typo_model: Autoencoder) -> None:
+    import pickle
+
+    typo_model.denoise(["the lazy dgo"])  # builds the corrector
+    assert not any("corrector" in name for name in vars(pickle.loads(pickle.dumps(typo_model))))

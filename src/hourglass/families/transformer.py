@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,25 @@ __all__ = ["TransformerFamily"]
 _CORRECTION_CHUNK = 256
 #: Texts of a stream (drawn at random) whose words make the vocabulary.
 VOCABULARY_SAMPLE = 20_000
+
+
+#: Correctors of the latest vocabularies, by the ``id`` of their ``vocabulary_`` list (a
+#: corrector holds its list, so the id stays unique). Not on the estimator: its index of
+#: deletions is large and would travel with every pickled model.
+_CORRECTORS: OrderedDict[int, WordCorrector] = OrderedDict()
+_CACHED_CORRECTORS = 2
+
+
+def _corrector(words: list[str], counts: list[int], module: Any) -> WordCorrector:
+    """The corrector of a vocabulary, built once (its index takes seconds for 50,000 words)."""
+    corrector = _CORRECTORS.get(id(words))
+    if corrector is None or corrector.words is not words:
+        corrector = WordCorrector(words, counts, module.config.bag_buckets)
+        _CORRECTORS[id(words)] = corrector
+        while len(_CORRECTORS) > _CACHED_CORRECTORS:
+            _CORRECTORS.popitem(last=False)
+    _CORRECTORS.move_to_end(id(words))
+    return corrector
 
 
 class TransformerFamily(TextFamily):
@@ -71,11 +91,7 @@ class TransformerFamily(TextFamily):
         words = getattr(estimator, "vocabulary_", None)
         if not words:
             return super().reconstruct(estimator, values)
-        corrector = getattr(estimator, "_word_corrector", None)
-        if corrector is None or corrector.words is not words:
-            buckets = estimator.module_.config.bag_buckets
-            corrector = WordCorrector(words, estimator.vocabulary_counts_, buckets)
-            estimator._word_corrector = corrector
+        corrector = _corrector(words, estimator.vocabulary_counts_, estimator.module_)
 
         def bag_log_probabilities(module: Any, x: torch.Tensor) -> torch.Tensor:
             logits = module.bag(module.encode(x)).float() * module.config.bag_scale
