@@ -22,8 +22,7 @@ whole batch take 13.3 ms, but change the result.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -84,7 +83,7 @@ class SlicedGradients:
         if workers > 1 and len(parts) > 1:
             results = list(self._workers().map(self._slice, parts))
         else:
-            with _one_thread():
+            with num_threads(1):
                 results = [self._slice(part) for part in parts]
         weights = [xs.shape[0] / n for _, xs, _ in parts]
         for index, param in enumerate(self.params):
@@ -126,17 +125,6 @@ class SlicedGradients:
         else:  # a fused step wrote them into this slice's buffers
             grads = [buffers.get(id(p)) for p in self.params]
         return {k: v.detach() for k, v in values.items()}, list(grads)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run a block on one intra-op thread, then restore the caller's count."""
-    previous = torch.get_num_threads()
-    if previous == 1:  # the usual case: setting it costs more than the check
-        yield
-        return
-    with num_threads(1):
-        yield
 
 
 def _weighted_sum(

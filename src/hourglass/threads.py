@@ -40,16 +40,21 @@ def available_cores() -> int:
 
 @contextlib.contextmanager
 def num_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (``None`` leaves it unchanged)."""
+    """Temporarily set torch's intra-op thread count (``None`` leaves it unchanged).
+
+    Setting the count costs more than reading it, so an unchanged count is not set.
+    """
     if n is None:
         yield
         return
     previous = torch.get_num_threads()
-    torch.set_num_threads(n)
+    if n != previous:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 class ThreadTuner:
