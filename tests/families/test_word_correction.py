@@ -9,9 +9,10 @@ import torch
 from hourglass import Autoencoder
 from hourglass.families._word_correction import (
     WordCorrector,
+    ascii_lower,
     count_words,
     edit_distance,
-    word_bucket,
+    vocabulary_buckets,
 )
 from hourglass.nn.sequence import ByteTokenizer
 from hourglass.nn.text_features import word_hashes
@@ -23,7 +24,7 @@ BUCKETS = 2**15
 def test_a_words_bucket_is_the_one_the_bag_of_words_head_is_trained_on(word: str) -> None:
     tokens = torch.from_numpy(ByteTokenizer(1024).encode([f"{word} ."]))
     hashed = word_hashes(tokens, BUCKETS)
-    assert int(hashed[hashed > 0][0]) == word_bucket(word, BUCKETS)
+    assert int(hashed[hashed > 0][0]) == vocabulary_buckets([ascii_lower(word)], BUCKETS)[0]
 
 
 @pytest.mark.parametrize(
@@ -75,10 +76,10 @@ def test_short_words_move_one_edit_and_long_ones_two() -> None:
 def test_fewest_edits_win_then_the_code_and_the_frequency_decide() -> None:
     fix = corrector(["cart", "card", "carts"], [5, 5, 100])
     likely_card = np.zeros(BUCKETS)
-    likely_card[word_bucket("card", BUCKETS)] = 3.0
+    likely_card[vocabulary_buckets(["card"], BUCKETS)[0]] = 3.0
     assert fix.correct("carx", likely_card) == "card"  # the code prefers it
     likely_cart = np.zeros(BUCKETS)
-    likely_cart[word_bucket("cart", BUCKETS)] = 3.0
+    likely_cart[vocabulary_buckets(["cart"], BUCKETS)[0]] = 3.0
     assert fix.correct("carx", likely_cart) == "cart"
     # "carts" is two edits away: frequency does not beat an edit.
     assert fix.correct("carx", np.zeros(BUCKETS)) in {"cart", "card"}

@@ -26,9 +26,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
-__all__ = ["MAX_WORDS", "WORD", "WordCorrector", "count_words", "edit_distance", "word_bucket"]
+from hourglass.nn.sequence import ByteTokenizer
+from hourglass.nn.text_features import word_hashes
+
+__all__ = [
+    "MAX_WORDS",
+    "WORD",
+    "WordCorrector",
+    "count_words",
+    "edit_distance",
+    "vocabulary_buckets",
+]
 
 #: A word as the text features find it: ASCII letters and digits and non-ASCII characters.
 WORD = re.compile(r"(?:[A-Za-z0-9]|[^\x00-\x7f])+")
@@ -37,8 +48,7 @@ MAX_WORDS = 50_000
 #: Words this long or longer are corrected within two edits; shorter ones within one.
 TWO_EDITS_FROM = 5
 _LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-# The hash of hourglass.nn.text_features.word_hashes, for one word.
-_MODULUS, _BASE, _LONGEST_WORD = 1_048_573, 257, 512
+_ENCODED_AT_ONCE = 1024
 
 
 def ascii_lower(word: str) -> str:
@@ -46,14 +56,19 @@ def ascii_lower(word: str) -> str:
     return word.translate(_LOWER)
 
 
-def word_bucket(word: str, buckets: int) -> int:
-    """The bag-of-words bucket of ``word``: what ``word_hashes`` gives at its last byte."""
-    total, power = 0, 1
-    for position, byte in enumerate(ascii_lower(word).encode("utf-8")):
-        if position < _LONGEST_WORD:
-            power = pow(_BASE, position, _MODULUS)
-        total = (total + (byte + 1) * power) % _MODULUS
-    return 1 + total % (buckets - 1)
+def vocabulary_buckets(words: list[str], buckets: int) -> NDArray[np.int64]:
+    """Each word's bag-of-words bucket, by the hash the head is trained on (``word_hashes``).
+
+    Every word is encoded as a text of its own, whose one hashed position is
+    the word's end; words are encoded :data:`_ENCODED_AT_ONCE` at a time.
+    """
+    found = np.zeros(len(words), dtype=np.int64)
+    for start in range(0, len(words), _ENCODED_AT_ONCE):
+        chunk = words[start : start + _ENCODED_AT_ONCE]
+        longest = max(len(word.encode("utf-8")) for word in chunk)
+        tokens = torch.from_numpy(ByteTokenizer(longest + 1).encode(chunk))
+        found[start : start + len(chunk)] = word_hashes(tokens, buckets).amax(dim=1).numpy()
+    return found
 
 
 def count_words(texts: Iterable[str], limit: int = MAX_WORDS) -> tuple[list[str], list[int]]:
@@ -118,7 +133,7 @@ class WordCorrector:
         for index, word in enumerate(self.words):
             for deleted in _deletions(word, _allowed_edits(word)):
                 self._by_deletion.setdefault(deleted, []).append(index)
-        self._word_buckets = np.array([word_bucket(w, self.buckets) for w in self.words])
+        self._word_buckets = vocabulary_buckets(self.words, self.buckets)
         self._log_counts = np.log(np.asarray(self.counts, dtype=np.float64))
 
     def candidates(self, word: str) -> Iterator[tuple[int, int]]:

@@ -39,11 +39,11 @@ _CORRECTORS: OrderedDict[int, WordCorrector] = OrderedDict()
 _CACHED_CORRECTORS = 2
 
 
-def _corrector(words: list[str], counts: list[int], module: Any) -> WordCorrector:
+def _corrector(words: list[str], counts: list[int], buckets: int) -> WordCorrector:
     """The corrector of a vocabulary, built once (its index takes seconds for 50,000 words)."""
     corrector = _CORRECTORS.get(id(words))
     if corrector is None or corrector.words is not words:
-        corrector = WordCorrector(words, counts, module.config.bag_buckets)
+        corrector = WordCorrector(words, counts, buckets)
         _CORRECTORS[id(words)] = corrector
         while len(_CORRECTORS) > _CACHED_CORRECTORS:
             _CORRECTORS.popitem(last=False)
@@ -91,7 +91,8 @@ class TransformerFamily(TextFamily):
         words = getattr(estimator, "vocabulary_", None)
         if not words:
             return super().reconstruct(estimator, values)
-        corrector = _corrector(words, estimator.vocabulary_counts_, estimator.module_)
+        buckets = estimator.module_.config.bag_buckets
+        corrector = _corrector(words, estimator.vocabulary_counts_, buckets)
 
         def bag_log_probabilities(module: Any, x: torch.Tensor) -> torch.Tensor:
             logits = module.bag(module.encode(x)).float() * module.config.bag_scale
