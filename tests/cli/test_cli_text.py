@@ -11,11 +11,16 @@ from hourglass import load
 from hourglass.cli import main
 
 
-def test_train_score_and_encode_a_text_file(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
+def write_training_texts(path: Path, seed: int) -> None:
+    """200 lines of five words drawn from eight, one text per line."""
+    rng = np.random.default_rng(seed)
     words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
     lines = [" ".join(rng.choice(words, size=5)) for _ in range(200)]
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_train_score_and_encode_a_text_file(tmp_path: Path) -> None:
+    write_training_texts(tmp_path / "train.txt", 0)
     (tmp_path / "new.txt").write_text("the cat sat\nÄÖÜ ßßß 12345\n\n", encoding="utf-8")
     model = tmp_path / "model"
     argv = [
@@ -48,10 +53,7 @@ def test_train_score_and_encode_a_text_file(tmp_path: Path) -> None:
 
 
 def test_train_a_denoising_text_model_and_denoise_a_text_file(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
-    lines = [" ".join(rng.choice(words, size=5)) for _ in range(200)]
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_training_texts(tmp_path / "train.txt", 1)
     (tmp_path / "noisy.txt").write_text("teh cat sat\nthe dgo ran on a mat\n", encoding="utf-8")
     model = tmp_path / "model"
     argv = ["train", str(tmp_path / "train.txt"), "-o", str(model), "--noise", "typos"]

@@ -20,7 +20,8 @@ class FewChannelConvTranspose2d(nn.ConvTranspose2d):
     """A transposed convolution to a few channels (an image's), as a matrix product and a fold.
 
     The same parameters and function as :class:`torch.nn.ConvTranspose2d`
-    (without dilation, groups or output padding). Every input position's
+    (layers with dilation, groups, string padding or an explicit ``output_size``
+    take torch's own kernel). Every input position's
     contribution is one row of a matrix product with the flattened kernel,
     which reads a channels-last input without copying it; ``F.fold`` adds the
     overlapping contributions up. oneDNN's kernel handles one or three output
