@@ -46,6 +46,8 @@ TINY = {
 ERROR_SCORE = {"score_type": "error"}
 #: A zlib complexity detector saved before the graph-friendly features (tests/fixtures).
 ZLIB_DETECTOR = Path(__file__).parents[1] / "fixtures" / "zlib_complexity_detector"
+#: A tabular distance detector saved before the score's local term (tests/fixtures).
+TABLE_DISTANCE_DETECTOR = Path(__file__).parents[1] / "fixtures" / "table_distance_detector"
 
 
 @dataclass
@@ -261,6 +263,22 @@ def test_missing_table_values_are_masked_as_the_library_does(
     score = _run(case, table.to_numpy(dtype=np.float64))[0]
     assert np.isfinite(score).all()
     assert np.max(np.abs(score - case.model.outlier_score(table))) <= TOLERANCE
+
+
+def test_the_distance_graph_computes_the_local_term_and_older_models_score_without_it(
+    exported: dict[str, Exported], tmp_path: Path
+) -> None:
+    table = exported["tabular"]
+    assert table.model.score_type_ == "distance"
+    assert table.model.distance_reference_ is not None  # the graph holds the reference rows
+    older = hourglass.load(TABLE_DISTANCE_DETECTOR)
+    assert older.distance_reference_ is None
+    rows = np.random.default_rng(3).normal(size=(30, 5))
+    rows[:4, 2] = 9.0
+    path = to_onnx(older, tmp_path / "older.onnx")
+    score, _, is_outlier = _session(path).run(None, {"x": rows})
+    assert np.max(np.abs(score - older.outlier_score(rows))) <= TOLERANCE
+    np.testing.assert_array_equal(is_outlier, older.predict(rows) == -1)
 
 
 def test_the_metadata_describes_input_threshold_and_version(

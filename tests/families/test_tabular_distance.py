@@ -16,6 +16,13 @@ import hourglass
 from helpers import bar_images, mixed_table
 from hourglass import AutoencoderOutlierDetector, persistence
 from hourglass.exceptions import InvalidInputError, ModelFileError
+from hourglass.families.tabular import (
+    DISTANCE_NEIGHBORS,
+    MAX_REFERENCE_ROWS,
+    MAX_REFERENCE_VALUES,
+    nearest_distance,
+    reference_indices,
+)
 
 FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "verbose": 0}
 
@@ -83,13 +90,53 @@ def test_tables_without_numeric_columns_score_by_their_codes() -> None:
     assert detector.score_type_ == "distance"
     assert np.isfinite(scores).all()
     assert detector.distance_location_.shape == (detector.latent_dim,)
+    # No numbers, no local term: three terms, as before it existed.
+    assert detector.distance_reference_ is None
+    assert detector.distance_scaling_.shape == (2, 3)
 
 
-def test_save_and_load_keep_the_scores(detector, tmp_path: Path) -> None:
-    X = _correlated(100, 7)
-    loaded = hourglass.load(detector.save(tmp_path / "model"))
-    np.testing.assert_array_equal(loaded.outlier_score(X), detector.outlier_score(X))
-    assert loaded.score_type_ == "distance"
+def test_nearest_distance_is_the_distance_to_the_kth_nearest_reference_row() -> None:
+    rng = np.random.default_rng(0)
+    reference, rows = rng.normal(size=(300, 4)), rng.normal(size=(50, 4))
+    pairwise = np.sqrt(((rows[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2))
+    expected = np.sort(pairwise, axis=1)[:, DISTANCE_NEIGHBORS - 1]
+    got = nearest_distance(torch.from_numpy(rows), torch.from_numpy(reference), DISTANCE_NEIGHBORS)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9)
+
+
+def test_the_reference_rows_are_capped_evenly_and_need_enough_rows() -> None:
+    assert reference_indices(5000, 0) is None  # no numbers
+    assert reference_indices(DISTANCE_NEIGHBORS, 3) is None  # too few for the neighbours
+    np.testing.assert_array_equal(reference_indices(40, 3), np.arange(40))
+    capped = reference_indices(3 * MAX_REFERENCE_ROWS, 3)
+    assert len(capped) == MAX_REFERENCE_ROWS
+    assert (capped[0], capped[-1]) == (0, 3 * MAX_REFERENCE_ROWS - 1)
+    wide = reference_indices(MAX_REFERENCE_ROWS, 1000)
+    assert len(wide) * 2 * 1000 <= MAX_REFERENCE_VALUES  # numbers and their presence flags
+
+
+def test_the_local_term_ranks_rows_in_the_gap_between_two_groups_higher() -> None:
+    """Central to the training rows as a whole, but far from every one of them."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[-3.0, -3.0, 0.0], [3.0, 3.0, 0.0]])
+
+    def groups(n: int) -> np.ndarray:
+        return centres[rng.integers(0, 2, n)] + rng.normal(0, 0.5, (n, 3))
+
+    detector = AutoencoderOutlierDetector(fpr=0.05, **FAST).fit(groups(1500))
+    assert detector.distance_reference_ is not None
+    assert detector.distance_scaling_.shape == (2, 4)
+    X = np.concatenate([groups(500), rng.normal(0, 0.3, (20, 3))])  # then the gap
+    is_gap = np.arange(len(X)) >= 500
+    with_local = roc_auc_score(is_gap, detector.outlier_score(X))
+    # The same model without its local term, as models saved before it score.
+    detector.distance_reference_ = None
+    detector.distance_scaling_ = detector.distance_scaling_[:, :3]
+    without = roc_auc_score(is_gap, detector.outlier_score(X))
+    assert with_local > 0.88
+    assert with_local > without + 0.04
 
 
 @pytest.mark.parametrize(
@@ -97,7 +144,11 @@ def test_save_and_load_keep_the_scores(detector, tmp_path: Path) -> None:
     [
         ("distance_location_", np.zeros(3)),
         ("distance_precision_", np.full((69, 69), np.nan)),
-        ("distance_scaling_", np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 1.0]])),
+        ("distance_scaling_", np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0]])),
+        ("distance_scaling_", np.ones((2, 3))),  # three terms, yet reference rows
+        ("distance_reference_", np.full((100, 10), np.inf)),
+        ("distance_reference_", np.zeros((100, 5))),  # numbers without presence flags
+        ("distance_reference_", np.zeros((DISTANCE_NEIGHBORS, 10))),  # too few rows
     ],
 )
 def test_a_tampered_distance_state_is_refused(detector, tmp_path: Path, name, value) -> None:
@@ -124,3 +175,31 @@ def test_a_model_saved_with_the_error_score_still_scores_by_the_error(tmp_path: 
     loaded = hourglass.load(before.save(tmp_path / "model"))
     assert loaded.score_type_ == "error"
     np.testing.assert_array_equal(loaded.outlier_score(X), loaded.reconstruction_error(X))
+
+
+#: A tabular detector with the distance score, saved by hourglass at commit 841daf6
+#: (before the local term: three terms, no reference rows), and the scores that commit
+#: gave to :func:`_saved_rows` under each x86 kernel set.
+TABLE_DISTANCE_DETECTOR = Path(__file__).parents[1] / "fixtures" / "table_distance_detector"
+
+
+def _saved_rows() -> np.ndarray:
+    rows = _correlated(40, 11)
+    rows[-5:, 3] = 7.0
+    return rows
+
+
+def test_a_distance_detector_saved_before_the_local_term_scores_as_it_did() -> None:
+    saved = json.loads(
+        TABLE_DISTANCE_DETECTOR.with_name(f"{TABLE_DISTANCE_DETECTOR.name}_scores.json").read_text()
+    )["by_kernels"]
+    kernels = torch.backends.cpu.get_cpu_capability()
+    detector = hourglass.load(TABLE_DISTANCE_DETECTOR)
+    assert detector.distance_reference_ is None
+    assert detector.distance_scaling_.shape == (2, 3)
+    scores = detector.outlier_score(_saved_rows())
+    if kernels in saved:
+        np.testing.assert_array_equal(scores, saved[kernels]["outlier_score"])
+    else:  # another CPU's kernels: to float rounding
+        np.testing.assert_allclose(scores, saved["DEFAULT"]["outlier_score"], rtol=1e-5)
+    np.testing.assert_array_equal(detector.predict(_saved_rows()), saved["DEFAULT"]["predict"])

@@ -19,15 +19,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 
-from hourglass.estimators import _fitting, _state
+from hourglass.estimators import _fitting, _params, _state
 from hourglass.estimators._blocks import in_bfloat16, map_blocks
 from hourglass.estimators._input import PreparedInput, shaped_like_training
-from hourglass.estimators._params import (
-    PARAMETER_CONSTRAINTS,
-    check_count,
-    seed_from,
-    uses_bfloat16,
-)
 from hourglass.estimators._similarity import SimilarityMixin
 from hourglass.estimators._streaming import StreamInput, piecewise
 from hourglass.exceptions import InvalidInputError, InvalidParameterError
@@ -47,7 +41,7 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
     explicit parameter list, as scikit-learn requires.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = PARAMETER_CONSTRAINTS
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = _params.PARAMETER_CONSTRAINTS
 
     # Set by subclasses' __init__; declared for type checkers.
     arch: str
@@ -82,6 +76,7 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
     distance_location_: NDArray[np.float64]
     distance_precision_: NDArray[np.float64]
     distance_scaling_: NDArray[np.float64]
+    distance_reference_: NDArray[np.float64] | None
     _legacy_table: bool
 
     def __sklearn_tags__(self) -> Any:
@@ -192,7 +187,8 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         return map_blocks(
             values,
             in_bfloat16(
-                lambda block: fn(module, block), uses_bfloat16(self.mixed_precision, self.device_)
+                lambda block: fn(module, block),
+                _params.uses_bfloat16(self.mixed_precision, self.device_),
             ),
             block_rows=family.inference_block_rows(self.input_shape_),
             device=self.device_,
@@ -327,9 +323,11 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         ndarray of shape (n_samples,)
         """
         family = self._variational_family("negative_elbo")
-        n_samples = check_count("n_samples", n_samples)  # 0: the posterior mean
+        n_samples = _params.check_count("n_samples", n_samples)  # 0: the posterior mean
         values = self._prepare_for_inference(X)
-        generator = torch.Generator(device=self.device_).manual_seed(seed_from(random_state))
+        generator = torch.Generator(device=self.device_).manual_seed(
+            _params.seed_from(random_state)
+        )
         return family.negative_elbo(self, values, n_samples, generator)  # type: ignore[no-any-return]
 
     def sample(self, n: int, *, random_state: int | None = None) -> NDArray[np.float32]:
@@ -348,8 +346,10 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
             In [0, 1] for a sigmoid output; clipped to the training range otherwise.
         """
         family = self._variational_family("sample")
-        n = check_count("The number of samples n", n)
-        generator = torch.Generator(device=self.device_).manual_seed(seed_from(random_state))
+        n = _params.check_count("The number of samples n", n)
+        generator = torch.Generator(device=self.device_).manual_seed(
+            _params.seed_from(random_state)
+        )
         return family.sample(self, n, generator)  # type: ignore[no-any-return]
 
     @piecewise

@@ -45,8 +45,6 @@ __all__ = ["AutoencoderOutlierDetector"]
 
 #: Training samples used to fit the complexity correction (more change nothing measurable).
 COMPLEXITY_FIT_SAMPLES = 5000
-#: Fitted arrays of the distance score.
-DISTANCE_STATE = ("distance_location_", "distance_precision_", "distance_scaling_")
 #: Images per chunk when computing complexity features (bounds memory).
 COMPLEXITY_CHUNK = 4096
 SCORE_TYPES = ("auto", "error", "complexity", "distance")
@@ -103,11 +101,13 @@ invariance, verbose, random_state
         and gradient energy, fitted on the training data; see
         :mod:`hourglass.complexity`), so that simple outliers that reconstruct
         well (MNIST digits under a Fashion-MNIST model) are caught too.
-        ``"distance"`` (tables only): the larger of two robust z-scores, the
-        Mahalanobis distance of a row's code and scaled numbers from the
-        training rows' and the mean absolute scaled value of its numbers, both
-        fitted on the training rows that reconstruct best (the likeliest
-        outliers left out); on ADBench it ranks outliers better than the error.
+        ``"distance"`` (tables only): robust z-scores of how far a row lies
+        from the training rows: the larger of the Mahalanobis distance of its
+        code and scaled numbers and the mean absolute scaled value of its
+        numbers, plus the distance of its numbers to their 10th nearest
+        training row, all fitted on the training rows that reconstruct best
+        (the likeliest outliers left out); on ADBench it ranks outliers better
+        than the error.
         ``"auto"``: ``"complexity"`` for images and ``"distance"`` for tables
         unless a fixed ``threshold`` is given, ``"error"`` otherwise.
         ``score_type_`` says which is used.
@@ -154,11 +154,17 @@ invariance, verbose, random_state
     distance_precision_ : ndarray of shape (latent_dim + n_numeric, latent_dim + n_numeric)
         With ``score_type_ == "distance"``: the inverse of their Ledoit-Wolf
         shrunk covariance.
-    distance_scaling_ : ndarray of shape (2, 3)
+    distance_reference_ : ndarray of shape (n_reference, 2 * n_numeric) or None
+        With ``score_type_ == "distance"``: the scaled numbers of those rows
+        and their presence flags (at most 10,000 rows, evenly thinned),
+        against which the score's local term measures each row's distance to
+        its 10th nearest neighbour. None for tables without numeric columns.
+    distance_scaling_ : ndarray of shape (2, 4)
         With ``score_type_ == "distance"``: the median (first row) and
         interquartile range (second row) of the logarithm of each of the
-        score's three terms on those rows, which turn them into robust
-        z-scores.
+        score's four terms on those rows, which turn them into robust
+        z-scores (three columns for tables without numbers, and in models
+        saved before the local term).
     module_ : hourglass.nn.ReconstructionModule
         The trained network.
     arch_ : str
@@ -744,8 +750,7 @@ invariance, verbose, random_state
             state["complexity_features_"] = self.complexity_features_
             arrays["complexity_coef_"] = np.asarray(self.complexity_coef_, dtype=np.float64)
         if self.score_type_ == "distance":
-            for name in DISTANCE_STATE:
-                arrays[name] = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+            arrays.update(self.family_.distance_state(self))
         return state, arrays
 
     def _restore_fitted_state(self, state: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
@@ -778,13 +783,4 @@ invariance, verbose, random_state
         """The distance score's arrays, checked against the model they belong to."""
         if not self.family_.distance_score:
             raise ValueError(f"score_type_='distance' does not apply to arch_={self.arch_!r}")
-        width = self.latent_dim + len(self.table_schema_.numeric)
-        shapes = {"distance_location_": (width,), "distance_precision_": (width, width)}
-        shapes["distance_scaling_"] = (2, 3)
-        for name in DISTANCE_STATE:
-            values = persistence.check_array(arrays, name, shapes[name]).astype(np.float64)
-            if not np.isfinite(values).all():
-                raise ValueError(f"{name} holds non-finite values.")
-            setattr(self, name, values)
-        if not (self.distance_scaling_[1] > 0).all():
-            raise ValueError("distance_scaling_ needs positive spreads.")
+        self.family_.restore_distance_state(self, arrays)

@@ -189,7 +189,8 @@ class _TableScoring(nn.Module):
     The same steps as :meth:`hourglass.tabular.TableSchema.encode`
     (:func:`~hourglass.tabular.scale_numeric` in float64, then the packed
     layout in float32) and ``TabularAutoencoder.row_scores``, or, with
-    ``distance`` (location, precision, scaling), the tabular family's distance
+    ``distance`` (location, precision, scaling and reference rows, which are
+    None in models saved before the local term), the tabular family's distance
     score (:func:`hourglass.families.tabular.distance_log_terms`).
     """
 
@@ -199,6 +200,7 @@ class _TableScoring(nn.Module):
     location: torch.Tensor  # the distance score's (empty without it)
     precision: torch.Tensor
     scaling: torch.Tensor
+    reference: torch.Tensor
 
     def __init__(
         self,
@@ -207,14 +209,16 @@ class _TableScoring(nn.Module):
         medians: list[float],
         scales: list[float],
         threshold: float | None,
-        distance: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        distance: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None,
     ) -> None:
         super().__init__()
         self.network = network
         self.distance = distance is not None
-        for name, values in zip(
-            ("location", "precision", "scaling"), distance or (np.zeros(0),) * 3, strict=True
-        ):
+        self.local = distance is not None and distance[3] is not None
+        arrays = (None,) * 4 if distance is None else distance
+        names = ("location", "precision", "scaling", "reference")
+        for name, values in zip(names, arrays, strict=True):
+            values = np.zeros(0) if values is None else values
             self.register_buffer(name, torch.tensor(values, dtype=torch.float64))
         self.register_buffer("medians", torch.tensor(medians, dtype=torch.float64))
         self.register_buffer("scales", torch.tensor(scales, dtype=torch.float64))
@@ -229,7 +233,11 @@ class _TableScoring(nn.Module):
         if self.distance:
             n_numeric = scaled.shape[1]
             numbers = packed[:, :n_numeric]  # numeric columns only: no category losses
-            logs = distance_log_terms(codes, numbers, None, self.location, self.precision)
+            reference = self.reference if self.local else None
+            present = packed[:, n_numeric:]
+            logs = distance_log_terms(
+                codes, numbers, None, self.location, self.precision, reference, present
+            )
             score = standardised_distance(logs, self.scaling, n_numeric, 0)
         else:
             score = self.network.row_scores(packed).to(torch.float64)  # (batch,)
@@ -295,7 +303,12 @@ def _scoring_graph(
             scales=schema.scales,
             threshold=threshold,
             distance=(
-                (model.distance_location_, model.distance_precision_, model.distance_scaling_)
+                (
+                    model.distance_location_,
+                    model.distance_precision_,
+                    model.distance_scaling_,
+                    model.distance_reference_,
+                )
                 if getattr(model, "score_type_", "error") == "distance"
                 else None
             ),

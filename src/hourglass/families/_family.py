@@ -238,6 +238,16 @@ class Family:
         """The distance score of prepared ``values`` (families with :attr:`distance_score`)."""
         raise NotImplementedError
 
+    def distance_state(self, estimator: BaseAutoencoder) -> dict[str, NDArray[Any]]:
+        """The distance score's fitted arrays, to save (families with :attr:`distance_score`)."""
+        raise NotImplementedError
+
+    def restore_distance_state(
+        self, estimator: BaseAutoencoder, arrays: dict[str, NDArray[Any]]
+    ) -> None:
+        """Check and set the distance score's saved arrays (with :attr:`distance_score`)."""
+        raise NotImplementedError
+
     # ----------------------------------------------------------- persistence
 
     def fitted_state(
