@@ -104,10 +104,11 @@ invariance, verbose, random_state
         ``"distance"`` (tables only): robust z-scores of how far a row lies
         from the training rows: the larger of the Mahalanobis distance of its
         code and scaled numbers and the mean absolute scaled value of its
-        numbers, plus the distance of its numbers to their 10th nearest
-        training row, all fitted on the training rows that reconstruct best
-        (the likeliest outliers left out); on ADBench it ranks outliers better
-        than the error.
+        numbers, averaged with the distance of its numbers to their 10th
+        nearest of up to 1,000 training rows (and, with categories, the larger
+        of that and their loss), all fitted on the training rows that
+        reconstruct best (the likeliest outliers left out); on ADBench it
+        ranks outliers better than the error.
         ``"auto"``: ``"complexity"`` for images and ``"distance"`` for tables
         unless a fixed ``threshold`` is given, ``"error"`` otherwise.
         ``score_type_`` says which is used.
@@ -156,7 +157,7 @@ invariance, verbose, random_state
         shrunk covariance.
     distance_reference_ : ndarray of shape (n_reference, 2 * n_numeric) or None
         With ``score_type_ == "distance"``: the scaled numbers of those rows
-        and their presence flags (at most 10,000 rows, evenly thinned),
+        and their presence flags (at most 1,000 rows, evenly thinned),
         against which the score's local term measures each row's distance to
         its 10th nearest neighbour. None for tables without numeric columns.
     distance_scaling_ : ndarray of shape (2, 4)

@@ -462,24 +462,28 @@ class TabularFamily(Family):
     ) -> NDArray[np.float64]:
         """How far prepared rows lie from the training rows (a robust z-score; higher: stranger).
 
-        The largest of up to three global terms:
+        The larger of two global terms,
 
-        1. The Mahalanobis distance of the row's code and scaled numbers from
+        1. the Mahalanobis distance of the row's code and scaled numbers from
            the training rows' (their typical co-variation: a row whose code or
            numbers combine unusually is far);
         2. the mean absolute scaled value of its numbers (a row with extreme
            values, whatever their combination), for tables with numbers;
+
+        averaged, for tables with numbers, with a local term,
+
+        4. the distance of its scaled numbers and presence flags to the
+           :data:`DISTANCE_NEIGHBORS`-th nearest typical training row (a row in
+           a gap between groups of rows, which the global terms see as central);
+
+        and, for tables with categories, the larger of that and
+
         3. the mean loss of its categorical columns (a row with a rare or
-           never-seen category), for tables with categories;
-
-        plus, for tables with numbers, a local term:
-
-        4. the distance of its scaled numbers to the :data:`DISTANCE_NEIGHBORS`-th
-           nearest typical training row (a row in a gap between groups of rows,
-           which the global terms see as central).
+           never-seen category).
 
         Each term's logarithm is centred on its training median and divided by
-        its interquartile range (see :func:`distance_log_terms`).
+        its interquartile range (see :func:`distance_log_terms` and
+        :func:`standardised_distance`).
         """
         return self._log_terms(estimator, values, standardised=True)
 
