@@ -83,6 +83,28 @@ def test_auto_chooses_the_transformer_family_for_texts() -> None:
     assert model.arch_ == "transformer"
 
 
+@pytest.mark.parametrize(
+    ("n_texts", "batch_size", "epochs"),
+    [(3469, 64, 30), (8947, 64, 12), (20_000, 64, 10), (40, 64, 30), (3469, 256, 30)],
+)
+def test_auto_epochs_give_text_transformers_about_1600_steps(
+    n_texts: int, batch_size: int, epochs: int
+) -> None:
+    from hourglass.families import get_family
+
+    assert get_family("transformer").auto_epochs(n_texts, batch_size) == epochs
+    assert get_family("sequence").auto_epochs(n_texts, batch_size) == 10  # the default
+
+
+def test_epochs_auto_is_the_default_and_resolved_at_fit() -> None:
+    texts = _sentences(100, seed=12)  # 2 steps an epoch at batch 64: the 30-epoch ceiling
+    model = Autoencoder(arch="transformer", **SMALL).fit(texts)
+    assert model.epochs == "auto"
+    assert model.n_epochs_ == 30
+    assert Autoencoder(arch="transformer", epochs=3, **SMALL).fit(texts).n_epochs_ == 3
+    assert Autoencoder(arch="sequence", **SMALL).fit(texts[:20]).n_epochs_ == 10
+
+
 @pytest.mark.parametrize("arch", TEXT_FAMILIES)
 def test_a_text_scores_the_same_alone_and_in_any_batch(arch: str) -> None:
     model = Autoencoder(arch=arch, epochs=1, **SMALL).fit(_sentences(100, seed=10))

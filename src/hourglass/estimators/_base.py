@@ -52,7 +52,7 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
     loss: str
     learning_rate: float
     weight_decay: float
-    epochs: int
+    epochs: int | str
     batch_size: int
     shuffle: bool
     validation_fraction: float | None

@@ -213,7 +213,7 @@ def _train_module(
             ),
             inputs,
             validation=validation,
-            config=_training_config(estimator),
+            config=_training_config(estimator, inputs.n_samples),
             generator=generator,
             device=estimator.device_,
             prepare_batch=to_unit_float,
@@ -227,9 +227,13 @@ def _train_module(
     _record_history(estimator, history)
 
 
-def _training_config(estimator: BaseAutoencoder) -> TrainingConfig:
+def _training_config(estimator: BaseAutoencoder, n_samples: int) -> TrainingConfig:
+    """The training loop's settings; ``epochs="auto"`` resolved for ``n_samples`` samples."""
+    epochs = estimator.epochs
+    if epochs == "auto":
+        epochs = estimator.family_.auto_epochs(n_samples, int(estimator.batch_size))
     return TrainingConfig(
-        epochs=int(estimator.epochs),
+        epochs=int(epochs),
         batch_size=int(estimator.batch_size),
         learning_rate=float(estimator.learning_rate),
         weight_decay=float(estimator.weight_decay),

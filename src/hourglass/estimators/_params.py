@@ -32,7 +32,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "loss": [StrOptions({"auto", *ERROR_METRICS})],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "weight_decay": [Interval(Real, 0, None, closed="left")],
-    "epochs": [Interval(Integral, 1, None, closed="left")],
+    "epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "shuffle": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],

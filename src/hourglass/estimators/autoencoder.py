@@ -20,7 +20,7 @@ class Autoencoder(BaseAutoencoder):
     The encoder maps each sample to a ``latent_dim``-dimensional code and the
     decoder maps the code back to the input. The family follows the data by
     default (``arch="auto"``): the tabular family for tables and 2-D arrays,
-    the dense reference model for images, the sequence family for texts. On
+    the dense reference model for images, the transformer family for texts. On
     28×28 images the defaults give the reference model:
     Flatten → Linear(784→64) + ReLU → Linear(64→784) + sigmoid, Glorot-normal
     weights, zero biases, binary cross-entropy, Adam (lr 1e-3), batch 64,
@@ -75,8 +75,12 @@ class Autoencoder(BaseAutoencoder):
         Adam's learning rate.
     weight_decay : float, default=0.0
         Decoupled weight decay (AdamW); 0 gives plain Adam.
-    epochs : int, default=10
+    epochs : int or "auto", default="auto"
         Passes over the training data (a maximum with ``early_stopping``).
+        ``"auto"``: 10, except for ``arch="transformer"``, which trains for
+        about 1,600 optimiser steps, between 10 and 30 epochs (small
+        collections of texts need more passes for codes that carry topic).
+        ``n_epochs_`` says how many ran.
     batch_size : int, default=64
         Samples per optimisation step.
     shuffle : bool, default=True
@@ -228,7 +232,7 @@ or None, default=None
         loss: str = "auto",
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        epochs: int = 10,
+        epochs: int | str = "auto",
         batch_size: int = 64,
         shuffle: bool = True,
         validation_fraction: float | None = None,

@@ -241,7 +241,7 @@ invariance, verbose, random_state
         loss: str = "auto",
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        epochs: int = 10,
+        epochs: int | str = "auto",
         batch_size: int = 64,
         shuffle: bool = True,
         validation_fraction: float | None = None,

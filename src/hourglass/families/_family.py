@@ -36,6 +36,8 @@ INPUT_KINDS = ("images", "vectors", "table", "texts")
 #: enough to amortise per-call overhead, small enough to keep memory bounded and a
 #: single sample cheap. The rows per block follow from the model's input width, so
 #: they are fixed for a model and a sample's outputs never depend on its batch.
+#: ``epochs="auto"`` for families that do not choose otherwise.
+AUTO_EPOCHS = 10
 INFERENCE_BLOCK_VALUES = 2**18
 #: The most rows per block: a sample scored alone costs a whole block. Tables of a few
 #: columns would get 4,096-row blocks from INFERENCE_BLOCK_VALUES alone, which cut the
@@ -111,6 +113,10 @@ class Family:
         False.
         """
         return False
+
+    def auto_epochs(self, n_samples: int, batch_size: int) -> int:
+        """``epochs="auto"`` for ``n_samples`` training samples (default: :data:`AUTO_EPOCHS`)."""
+        return AUTO_EPOCHS
 
     def clustering_recipe(self, n_samples: int) -> ClusteringRecipe:
         """What clustering ``n_samples`` samples of this family's data uses by default.
