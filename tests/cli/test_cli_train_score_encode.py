@@ -636,7 +636,10 @@ def test_a_missing_output_option_is_a_usage_error(
             "range [1, inf). Got 0 instead.",
         ),
         (["--epochs", "0"], "The 'epochs' parameter of AutoencoderOutlierDetector"),
-        (["--epochs", "many"], "argument --epochs: expected 'auto' or a number; got 'many'"),
+        (
+            ["--epochs", "many"],
+            "argument --epochs: expected a number of epochs or 'auto'; got 'many'",
+        ),
         (["--calibration-fraction", "1"], "The 'calibration_fraction' parameter"),
     ],
 )

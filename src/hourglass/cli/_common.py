@@ -23,6 +23,7 @@ __all__ = [
     "add_model_arguments",
     "at_least",
     "check_table_path",
+    "integer_or_auto",
     "positive_seconds",
     "print_json",
     "read_input",
@@ -185,6 +186,20 @@ def at_least(low: int) -> Callable[[str], int]:
         if value < low:
             raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text!r}")
         return value
+
+    return parse
+
+
+def integer_or_auto(what: str) -> Callable[[str], int | str]:
+    """An argparse ``type``: "auto" or an integer (``what`` names it in the error)."""
+
+    def parse(text: str) -> int | str:
+        if text == "auto":
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} or 'auto'; got {text!r}") from None
 
     return parse
 

@@ -12,23 +12,13 @@ import pandas as pd
 from hourglass.cli._common import (
     add_data_arguments,
     add_json_argument,
+    integer_or_auto,
     print_json,
     read_input,
     write_table,
 )
 from hourglass.clustering import METHODS
 from hourglass.estimators import AutoencoderClusterer, load
-
-
-def _k(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of clusters or 'auto'; got {text!r}"
-        ) from None
 
 
 def add_parser(subparsers: Any) -> None:
@@ -54,7 +44,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("data", metavar="DATA", help="data file to cluster")
     parser.add_argument("--device", default=None, help="override the model's device")
     parser.add_argument(
-        "-k", "--n-clusters", type=_k, default=8, help="number of clusters, or 'auto' (default: 8)"
+        "-k",
+        "--n-clusters",
+        type=integer_or_auto("a number of clusters"),
+        default=8,
+        help="number of clusters, or 'auto' (default: 8)",
     )
     parser.add_argument(
         "--method",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hourglass import distributed
-from hourglass.cli._common import add_data_arguments, read_input
+from hourglass.cli._common import add_data_arguments, integer_or_auto, read_input
 from hourglass.estimators import AutoencoderOutlierDetector
 from hourglass.estimators.outlier import SCORE_TYPES
 from hourglass.exceptions import InvalidInputError
@@ -29,16 +29,6 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers such as 256,128; got {text!r}"
         ) from None
-
-
-def _epochs(text: str) -> int | str:
-    """``--epochs``: "auto" or a whole number (the estimator checks its range)."""
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number; got {text!r}") from None
 
 
 def _trim(text: str) -> float | str:
@@ -149,7 +139,7 @@ FLAGS: tuple[Flag, ...] = (
         "training",
         "passes over the data (default: auto = 10; text transformers about 1,600 steps, "
         "10-30 epochs)",
-        type=_epochs,
+        type=integer_or_auto("a number of epochs"),
         metavar="N|auto",
     ),
     Flag("batch_size", "training", "default: 64", type=int),
