@@ -7,7 +7,7 @@ Two workloads, each scored in process and on a ``distributed.LocalCluster`` of
   rows of 21 measurements) tiled to ``--table-rows`` rows (default 2**20) with
   a little noise, written as Parquet in row groups of 65,536 rows; a tabular
   detector trained on cardio's normal rows. Results: reconstruction error,
-  p-value, flag and the top columns of each flagged row.
+  outlier (distance) score, p-value, flag and the top columns of each flagged row.
 - **images**: the Fashion-MNIST test images tiled to ``--image-rows`` rows
   (default 2**18), written as ``.npy``; a dense detector trained on the
   Fashion-MNIST training images, with the complexity-corrected score (which
@@ -99,11 +99,12 @@ def in_process(model_path: Path, data_path: Path) -> pd.DataFrame:
     detector = AutoencoderOutlierDetector.load(model_path)
     data: Any = pd.read_parquet(data_path) if data_path.suffix == ".parquet" else np.load(data_path)
     scores = detector.outlier_score(data)
-    corrected = detector.score_type_ == "complexity"
+    # The outlier score is reported beside the error when it is another score.
+    separate = detector.score_type_ != "error"
     results: dict[str, Any] = {
-        "reconstruction_error": detector.reconstruction_error(data) if corrected else scores
+        "reconstruction_error": detector.reconstruction_error(data) if separate else scores
     }
-    if corrected:
+    if separate:
         results["outlier_score"] = scores
     results["p_value"] = conformal_p_values(scores, detector.calibration_scores_)
     flags = scores > detector.threshold_
