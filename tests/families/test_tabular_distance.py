@@ -95,6 +95,15 @@ def test_tables_without_numeric_columns_score_by_their_codes() -> None:
     assert detector.distance_scaling_.shape == (2, 3)
 
 
+def test_tables_with_categories_score_without_the_local_term() -> None:
+    """The local term sees numbers only; tables with categories keep the global part."""
+    detector = AutoencoderOutlierDetector(**FAST).fit(mixed_table(400, 0))
+    assert detector.distance_reference_ is None
+    assert detector.distance_scaling_.shape == (2, 3)
+    assert reference_indices(400, 2, n_categorical=1) is None
+    assert reference_indices(400, 2) is not None
+
+
 def test_nearest_distance_is_the_distance_to_the_kth_nearest_reference_row() -> None:
     rng = np.random.default_rng(0)
     reference, rows = rng.normal(size=(300, 4)), rng.normal(size=(50, 4))

@@ -104,11 +104,11 @@ invariance, verbose, random_state
         ``"distance"`` (tables only): robust z-scores of how far a row lies
         from the training rows: the larger of the Mahalanobis distance of its
         code and scaled numbers and the mean absolute scaled value of its
-        numbers, averaged with the distance of its numbers to their 10th
-        nearest of up to 1,000 training rows (and, with categories, the larger
-        of that and their loss), all fitted on the training rows that
-        reconstruct best (the likeliest outliers left out); on ADBench it
-        ranks outliers better than the error.
+        numbers, averaged (tables of numbers only) with the distance of its
+        numbers to their 10th nearest of up to 1,000 training rows, or (tables
+        with categories) the larger of those and the categories' loss, all
+        fitted on the training rows that reconstruct best (the likeliest
+        outliers left out); on ADBench it ranks outliers better than the error.
         ``"auto"``: ``"complexity"`` for images and ``"distance"`` for tables
         unless a fixed ``threshold`` is given, ``"error"`` otherwise.
         ``score_type_`` says which is used.
@@ -159,7 +159,8 @@ invariance, verbose, random_state
         With ``score_type_ == "distance"``: the scaled numbers of those rows
         and their presence flags (at most 1,000 rows, evenly thinned),
         against which the score's local term measures each row's distance to
-        its 10th nearest neighbour. None for tables without numeric columns.
+        its 10th nearest neighbour. None for tables with categorical columns
+        or without numeric ones.
     distance_scaling_ : ndarray of shape (2, 4)
         With ``score_type_ == "distance"``: the median (first row) and
         interquartile range (second row) of the logarithm of each of the
