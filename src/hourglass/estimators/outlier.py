@@ -165,8 +165,8 @@ invariance, verbose, random_state
         With ``score_type_ == "distance"``: the median (first row) and
         interquartile range (second row) of the logarithm of each of the
         score's four terms on those rows, which turn them into robust
-        z-scores (three columns for tables without numbers, and in models
-        saved before the local term).
+        z-scores (three columns for tables with categories or without
+        numbers, which have no local term, and in models saved before it).
     module_ : hourglass.nn.ReconstructionModule
         The trained network.
     arch_ : str
