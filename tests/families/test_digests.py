@@ -2,12 +2,13 @@
 
 The fixture holds digests computed at commit e6936b5 (conv and conv_vae: after issue 18,
 whose channels-last weights changed their rounding, by about 1e-8 of the scores; conv
-again after its training steps were computed in two slices, ``hourglass.sliced_gradients``,
-and both after their last layer became a matrix product and a fold,
-``FewChannelConvTranspose2d``; each moved the scores by about 1e-8) under each
-PyTorch CPU kernel set (see ``family_digests.py``). Under a recorded kernel set every
-digest must match; on another CPU's kernels, the first scores must agree to float
-rounding.
+again after its training steps were computed in two slices, ``hourglass.sliced_gradients``;
+both after their last layer became a matrix product and a fold,
+``FewChannelConvTranspose2d``, and again when that layer summed by phases at inference,
+which left the trained weights and codes as they were; each moved the scores by about
+1e-8) under each PyTorch CPU kernel set (see ``family_digests.py``). Under a recorded
+kernel set every digest must match; on another CPU's kernels, the first scores must agree
+to float rounding.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -75,20 +76,37 @@ def test_weights_are_channels_last_and_compute_what_contiguous_ones_do() -> None
 
 
 @pytest.mark.parametrize(
-    ("in_channels", "out_channels", "kernel", "stride", "padding", "size"),
-    [(32, 1, 4, 2, 1, 14), (8, 3, 4, 2, 1, 7), (5, 2, 3, 1, 1, 6), (4, 1, 3, 2, 0, 5)],
+    ("in_channels", "out_channels", "kernel", "stride", "padding", "size", "extra", "phases"),
+    [
+        (32, 1, 4, 2, 1, 14, {}, True),  # the kernel is a multiple of the stride
+        (8, 3, 4, 2, 1, 7, {}, True),
+        (5, 2, 3, 1, 1, 6, {}, True),
+        (6, 2, (4, 6), (2, 3), (2, 1), 5, {"output_padding": (1, 1), "bias": False}, True),
+        (4, 1, 3, 2, 0, 5, {}, False),  # it is not
+        (4, 2, 4, 2, 0, 5, {"output_padding": 1}, False),  # more output padding than padding
+    ],
 )
 def test_few_channel_transposed_convolution_computes_what_torch_does(
-    in_channels: int, out_channels: int, kernel: int, stride: int, padding: int, size: int
+    in_channels: int,
+    out_channels: int,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    size: int,
+    extra: dict[str, object],
+    phases: bool,
 ) -> None:
     torch.manual_seed(0)
-    reference = nn.ConvTranspose2d(in_channels, out_channels, kernel, stride, padding)
-    fold = FewChannelConvTranspose2d(in_channels, out_channels, kernel, stride, padding)
+    reference = nn.ConvTranspose2d(in_channels, out_channels, kernel, stride, padding, **extra)
+    fold = FewChannelConvTranspose2d(in_channels, out_channels, kernel, stride, padding, **extra)
     fold.load_state_dict(reference.state_dict())  # the same parameters, by the same names
     x = torch.randn(3, in_channels, size, size).contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    expected, got = reference(x), fold(x)
+    expected, got = reference(x), fold(x)  # with gradients: by fold
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad(), mock.patch.object(fold, "_by_phases", wraps=fold._by_phases) as spy:
+        torch.testing.assert_close(fold(x), expected, rtol=1e-5, atol=1e-5)  # at inference
+    assert spy.called == phases
     grads = [
         torch.autograd.grad(out.square().sum(), [x, *m.parameters()])
         for out, m in ((expected, reference), (got, fold))

@@ -11,14 +11,21 @@ __all__ = ["ACTIVATIONS", "OUTPUT_ACTIVATIONS", "glorot_normal_", "make_activati
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "elu", "gelu", "selu", "tanh", "sigmoid")
 OUTPUT_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "linear")
+_IN_PLACE = frozenset({"relu", "leaky_relu", "elu", "selu"})  # take an ``inplace`` flag
 
 # Keras' truncated-normal initialisers divide the standard deviation by this
 # constant: the standard deviation of a unit normal truncated to [-2, 2].
 _TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
-def make_activation(name: str) -> nn.Module:
-    """Return a fresh activation module for ``name`` (one of :data:`ACTIVATIONS`)."""
+def make_activation(name: str, *, inplace: bool = False) -> nn.Module:
+    """Return a fresh activation module for ``name`` (one of :data:`ACTIVATIONS`).
+
+    ``inplace=True`` makes the activations that can (ReLU, leaky ReLU, ELU, SELU)
+    overwrite their input: one pass over memory instead of two. Only for inputs
+    that nothing else reads afterwards, such as a convolution's or a Linear
+    layer's output (their backward passes read their inputs, not their outputs).
+    """
     factories: dict[str, type[nn.Module]] = {
         "relu": nn.ReLU,
         "leaky_relu": nn.LeakyReLU,
@@ -30,6 +37,8 @@ def make_activation(name: str) -> nn.Module:
     }
     if name not in factories:
         raise ValueError(f"Unknown activation {name!r}; expected one of {sorted(factories)}.")
+    if inplace and name in _IN_PLACE:
+        return factories[name](inplace=True)
     return factories[name]()
 
 

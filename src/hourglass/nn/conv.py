@@ -17,16 +17,26 @@ __all__ = ["ConvAutoencoder", "ConvConfig"]
 
 
 class FewChannelConvTranspose2d(nn.ConvTranspose2d):
-    """A transposed convolution to a few channels (an image's), as a matrix product and a fold.
+    """A transposed convolution to a few channels (an image's), as one matrix product.
 
     The same parameters and function as :class:`torch.nn.ConvTranspose2d`
     (layers with dilation, groups, string padding or an explicit ``output_size``
-    take torch's own kernel). Every input position's
-    contribution is one row of a matrix product with the flattened kernel,
-    which reads a channels-last input without copying it; ``F.fold`` adds the
-    overlapping contributions up. oneDNN's kernel handles one or three output
-    channels poorly: on 2 cores this computes the 32-to-1-channel layer of the
-    default model 2.7x faster at inference and takes a tenth off a training step.
+    take torch's own kernel). oneDNN's kernel handles one or three output
+    channels poorly. Here every input position's contribution is one column of a
+    matrix product with the flattened kernel, which reads a channels-last input
+    without copying it, and the overlapping contributions are added up:
+
+    * at inference, when the kernel is a multiple of the stride (the 4×4,
+      stride-2 layers of :class:`ConvAutoencoder`), by *phases*: the output
+      pixels of one phase (row and column modulo the stride) take one kernel tap
+      from each of a few neighbouring inputs, so the contributions add up in a
+      handful of shifted, whole-plane additions;
+    * otherwise with ``F.fold``, whose backward pass is the faster one: a training
+      step of the default model took 26 ms with it, 27-28 ms by phases.
+
+    On one core, the 32-to-1-channel layer of the default model predicts a block
+    of 128 images in 1.1 ms by phases, 1.6 ms with ``F.fold`` and 4.8 ms with
+    oneDNN.
     """
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
@@ -38,18 +48,68 @@ class FewChannelConvTranspose2d(nn.ConvTranspose2d):
             or self.dilation != (1, 1)
         ):
             return super().forward(input, output_size)
+        divisible = all(k % s == 0 for k, s in zip(self.kernel_size, self.stride, strict=True))
+        training = torch.is_grad_enabled() and (input.requires_grad or self.weight.requires_grad)
+        if (
+            divisible
+            and not training
+            and all(o <= p for o, p in zip(self.output_padding, padding, strict=True))
+        ):
+            return self._by_phases(input)
+        return self._by_fold(input)
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        pads = [int(pad) for pad in self.padding]  # not a string here
+        sizes = [
+            (size - 1) * stride - 2 * pad + kernel + extra
+            for size, stride, pad, kernel, extra in zip(
+                (height, width),
+                self.stride,
+                pads,
+                self.kernel_size,
+                self.output_padding,
+                strict=True,
+            )
+        ]
+        return sizes[0], sizes[1]
+
+    def _by_phases(self, input: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = input.shape
-        (kernel_h, kernel_w), (stride_h, stride_w) = self.kernel_size, self.stride
-        pad_h, pad_w = padding
-        out_h = (height - 1) * stride_h - 2 * pad_h + kernel_h + self.output_padding[0]
-        out_w = (width - 1) * stride_w - 2 * pad_w + kernel_w + self.output_padding[1]
+        c_out = self.out_channels
+        (stride_h, stride_w), (kernel_h, kernel_w) = self.stride, self.kernel_size
+        # A kernel row is tap * stride + phase (columns alike).
+        taps_h, taps_w = kernel_h // stride_h, kernel_w // stride_w
+        rows = input.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
+        kernel = self.weight.view(channels, c_out, taps_h, stride_h, taps_w, stride_w)
+        kernel = kernel.permute(2, 4, 3, 5, 1, 0).reshape(-1, channels)
+        planes = torch.mm(kernel, rows.t()).view(
+            taps_h, taps_w, stride_h, stride_w, c_out, batch, height, width
+        )
+        # Per phase, per output channel, per image: a plane of the un-padded output.
+        shape = (stride_h, stride_w, c_out, batch, height + taps_h - 1, width + taps_w - 1)
+        if self.bias is None:
+            sums = torch.zeros(shape, dtype=torch.promote_types(planes.dtype, torch.float32))
+        else:
+            sums = self.bias.view(1, 1, c_out, 1, 1, 1).expand(shape).contiguous()
+        for tap_h in range(taps_h):
+            for tap_w in range(taps_w):
+                sums[..., tap_h : tap_h + height, tap_w : tap_w + width] += planes[tap_h, tap_w]
+        full = sums.permute(3, 2, 4, 0, 5, 1).reshape(
+            batch, c_out, shape[4] * stride_h, shape[5] * stride_w
+        )
+        out_h, out_w = self._output_size(height, width)
+        pad_h, pad_w = (int(pad) for pad in self.padding)  # not a string here
+        return full[:, :, pad_h : pad_h + out_h, pad_w : pad_w + out_w]
+
+    def _by_fold(self, input: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = input.shape
         rows = input.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
         columns = rows @ self.weight.reshape(channels, -1)  # (batch, positions, c_out * kh * kw)
         out = F.fold(
             columns.transpose(1, 2),
-            (out_h, out_w),
+            self._output_size(height, width),
             self.kernel_size,
-            padding=padding,
+            padding=self.padding,  # type: ignore[arg-type]  # not a string here
             stride=self.stride,
         )
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
@@ -121,7 +181,7 @@ class ConvAutoencoder(ReconstructionModule):
         for c_in, c_out in zip((in_channels, *config.channels[:-1]), config.channels, strict=True):
             down += [
                 nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
-                make_activation(config.activation),
+                make_activation(config.activation, inplace=True),
             ]
         # The last map is flattened before its activation: the same values, but the
         # activation's backward pass then reads a gradient and an output of the same
@@ -131,7 +191,7 @@ class ConvAutoencoder(ReconstructionModule):
         self.encoder = nn.Sequential(
             *down,
             nn.Linear(bottleneck_size, config.latent_dim),
-            make_activation(config.activation),
+            make_activation(config.activation, inplace=True),
         )
         up: list[nn.Module] = []
         widths = (*config.channels[::-1], in_channels)  # e.g. 64 -> 32 -> 1
@@ -141,10 +201,10 @@ class ConvAutoencoder(ReconstructionModule):
             transposed = FewChannelConvTranspose2d if c_out <= 4 else nn.ConvTranspose2d
             up.append(transposed(c_in, c_out, 4, stride=2, padding=1))
             if i < len(widths) - 2:  # no activation after the last layer: logits
-                up.append(make_activation(config.activation))
+                up.append(make_activation(config.activation, inplace=True))
         self.decoder = nn.Sequential(
             nn.Linear(config.latent_dim, bottleneck_size),
-            make_activation(config.activation),
+            make_activation(config.activation, inplace=True),
             nn.Unflatten(1, self._bottleneck),
             *up,
         )
