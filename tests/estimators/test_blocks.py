@@ -52,3 +52,38 @@ def test_block_sizes_must_be_multiples_of_the_vector_span() -> None:
     with pytest.raises(ValueError, match=f"multiple of {BLOCK_ROW_MULTIPLE}"):
         map_blocks(np.zeros((3, 2)), lambda x: x, block_rows=100, device=CPU)
     assert map_blocks(np.zeros((0, 2)), lambda x: x, block_rows=64, device=CPU).numel() == 0
+
+
+@pytest.mark.parametrize("arch", ["conv", "dense", "transformer"])
+def test_bfloat16_weights_give_what_autocast_gives_and_leave_the_model_alone(arch: str) -> None:
+    from hourglass import Autoencoder
+    from hourglass.estimators._blocks import in_bfloat16, with_bfloat16_weights
+
+    rng = np.random.default_rng(0)
+    if arch == "transformer":
+        data = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs"] * 32)]
+    else:
+        data = rng.random((64, 8, 8), dtype=np.float32)
+    model = Autoencoder(arch=arch, latent_dim=4, epochs=1, random_state=0, verbose=0).fit(data)
+    module = model.module_.eval()
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+
+    fast = with_bfloat16_weights(module)
+    cast = [p for p in fast.parameters() if p.dtype == torch.bfloat16]
+    assert cast, "no weight was cast"
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    for name, p in module.named_parameters():
+        assert torch.equal(p, before[name]), name
+
+    values = model.family_.prepare_later(model, data[:64]).values
+    block = torch.as_tensor(np.asarray(values))
+
+    def codes(network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return network.encode(x)
+
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = module.encode(block).float()
+    with torch.inference_mode():
+        got = in_bfloat16(codes, module, enabled=True)(block)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)

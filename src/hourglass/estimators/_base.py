@@ -186,10 +186,7 @@ class BaseAutoencoder(SimilarityMixin, TransformerMixin, BaseEstimator):  # type
         workers = torch.get_num_threads() if threads is None else threads
         return map_blocks(
             values,
-            in_bfloat16(
-                lambda block: fn(module, block),
-                _params.uses_bfloat16(self.mixed_precision, self.device_),
-            ),
+            in_bfloat16(fn, module, _params.uses_bfloat16(self.mixed_precision, self.device_)),
             block_rows=family.inference_block_rows(self.input_shape_),
             device=self.device_,
             workers=workers if parallel else 1,
