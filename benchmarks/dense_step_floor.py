@@ -1,14 +1,15 @@
 """How fast can one training step of the dense reference model be on this CPU?
 
-Times the bare tensor operations of a training step of the 784 -> 64 -> 784 model
-(batch 64, binary cross-entropy, Adam), without the training loop around them, on
-one thread, over the 60,000 rows of a Fashion-MNIST-sized epoch of random data:
+Times a training step of the 784 -> 64 -> 784 model (batch 64, binary cross-entropy,
+Adam) without the training loop around it, on one thread, over the 60,000 rows of a
+Fashion-MNIST-sized epoch of random data, at three levels:
 
 - ``products``: the five matrix products, the ReLU and its backward, the sigmoid and
-  the bias sums — the least a step computes;
-- ``+ adam``: and the fused Adam update of the 4 parameter tensors;
-- ``+ loss``: and the loss value (binary cross-entropy) that training reports;
-- ``+ mae``: and the mean absolute error, also reported.
+  the bias sums, and nothing else — the least a step computes;
+- ``fused step``: hourglass's hand-written step
+  (:func:`hourglass.nn.fused.loss_and_gradients`), which adds the loss and the mean
+  absolute error that training reports;
+- ``+ adam``: and the optimiser's update (:class:`hourglass.training.FusedAdamW`).
 
 It prints each level's epoch time and images/s. hourglass's own epoch
 (``benchmarks/training_speed.py``) adds the batch sampling and the loop. Goal of
@@ -23,8 +24,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
+from torch import nn
+
+from hourglass.nn.fused import gradient_buffer, loss_and_gradients
+from hourglass.training import FusedAdamW
 
 ROWS, FEATURES, CODE, BATCH = 60_000, 784, 64, 64
 
@@ -37,60 +43,50 @@ def main() -> None:
     # Random data makes tiny gradients whose squares Adam keeps as slow subnormal floats;
     # images do not (flushing them changed nothing in hourglass's own training).
     torch.set_flush_denormal(True)
-    generator = torch.Generator().manual_seed(0)
-    data = torch.rand(ROWS, FEATURES, generator=generator)
-    w1 = torch.randn(CODE, FEATURES, generator=generator) * 0.05
-    w2 = torch.randn(FEATURES, CODE, generator=generator) * 0.05
-    params = [w1, torch.zeros(CODE), w2, torch.zeros(FEATURES)]
-    grads = [torch.empty_like(p) for p in params]
-    averages = [torch.zeros_like(p) for p in params]
-    squares = [torch.zeros_like(p) for p in params]
-    no_tensors: list[torch.Tensor] = []
-    steps = [torch.zeros(()) for _ in params]
+    torch.manual_seed(0)
+    data = torch.rand(ROWS, FEATURES)
+    layers = [nn.Linear(FEATURES, CODE), nn.Linear(CODE, FEATURES)]
+    for layer in layers:
+        layer.requires_grad_(False)
+    (encoder, decoder) = layers
+    optimizer = FusedAdamW([p for layer in layers for p in layer.parameters()], lr=1e-3)
 
-    def step(x: torch.Tensor, adam: bool, loss: bool, mae: bool) -> None:
-        hidden = torch.relu(torch.addmm(params[1], x, params[0].t()))
-        logits = torch.addmm(params[3], hidden, params[2].t())
-        diff = torch.sigmoid(logits) - x
-        if mae:
-            diff.abs().sum()
-        if loss:
-            torch.nn.functional.binary_cross_entropy_with_logits(logits, x)
+    def products(x: torch.Tensor) -> None:
+        hidden = torch.relu(torch.addmm(encoder.bias, x, encoder.weight.t()))
+        diff = torch.sigmoid(torch.addmm(decoder.bias, hidden, decoder.weight.t())) - x
         diff.mul_(1.0 / diff.numel())
-        torch.mm(diff.t(), hidden, out=grads[2])
-        torch.sum(diff, 0, out=grads[3])
-        back = torch.ops.aten.threshold_backward(diff.mm(params[2]), hidden, 0.0)
-        torch.mm(back.t(), x, out=grads[0])
-        torch.sum(back, 0, out=grads[1])
-        if adam:
-            torch._foreach_add_(steps, 1)
-            torch._fused_adamw_(
-                params, grads, averages, squares, no_tensors, steps,
-                lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-7,
-                amsgrad=False, maximize=False,
-            )  # fmt: skip
+        torch.mm(diff.t(), hidden, out=gradient_buffer(decoder.weight))
+        torch.sum(diff, 0, out=gradient_buffer(decoder.bias))
+        back = torch.ops.aten.threshold_backward(diff.mm(decoder.weight), hidden, 0.0)
+        torch.mm(back.t(), x, out=gradient_buffer(encoder.weight))
+        torch.sum(back, 0, out=gradient_buffer(encoder.bias))
 
-    levels = {
-        "products": (False, False, False),
-        "+ adam": (True, False, False),
-        "+ loss": (True, True, False),
-        "+ mae": (True, True, True),
+    def fused_step(x: torch.Tensor) -> None:
+        loss_and_gradients(x, x, layers, activation="relu", output_activation="sigmoid", loss="bce")
+
+    def fused_step_and_adam(x: torch.Tensor) -> None:
+        fused_step(x)
+        optimizer.step()
+
+    levels: dict[str, Callable[[torch.Tensor], None]] = {
+        "products": products,
+        "fused step": fused_step,
+        "+ adam": fused_step_and_adam,
     }
-    order = torch.randperm(ROWS, generator=generator)
+    order = torch.randperm(ROWS)
     times: dict[str, list[float]] = {name: [] for name in levels}
     for _ in range(args.rounds):
-        for name, flags in levels.items():
+        for name, step in levels.items():
             start = time.perf_counter()
             for first in range(0, ROWS - BATCH + 1, BATCH):
-                step(data.index_select(0, order[first : first + BATCH]), *flags)
+                step(data.index_select(0, order[first : first + BATCH]))
             times[name].append(time.perf_counter() - start)
     print(f"dense 784-64-784 training step, batch {BATCH}, one thread; medians of {args.rounds}")
     for name, values in times.items():
         epoch = statistics.median(values)
-        steps_per_epoch = ROWS // BATCH
         print(
-            f"  {name:9s} epoch {epoch:.3f} s  {ROWS / epoch:9,.0f} img/s  "
-            f"{epoch / steps_per_epoch * 1e3:.3f} ms/step"
+            f"  {name:10s} epoch {epoch:.3f} s  {ROWS / epoch:9,.0f} img/s  "
+            f"{epoch / (ROWS // BATCH) * 1e3:.3f} ms/step"
         )
 
 
