@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -133,6 +134,23 @@ def test_a_conv_model_trains_to_the_same_weights_on_one_and_two_threads() -> Non
         torch.cat([p.detach().flatten() for p in automatic.module_.parameters()]).numpy(),
         weights(1).numpy(),
     )
+
+
+def test_sliced_training_computes_the_slices_on_the_workers_and_waits_on_one_thread() -> None:
+    # The training thread's own OpenMP threads would spin on the cores the slices need.
+    seen: list[tuple[int, int]] = []
+    step = SlicedGradients.step
+
+    def spy(self: SlicedGradients, x: torch.Tensor, y: torch.Tensor, workers: int) -> dict:
+        seen.append((workers, torch.get_num_threads()))
+        return step(self, x, y, workers)
+
+    with num_threads(2), mock.patch.object(SlicedGradients, "step", spy):
+        Autoencoder(
+            arch="conv", latent_dim=3, epochs=1, batch_size=16, verbose=0, num_threads=2
+        ).fit(bar_images(40, 0))
+        assert torch.get_num_threads() == 2  # the caller's count, restored
+    assert seen == [(2, 1)] * 3  # batches of 16, 16 and 8 rows
 
 
 @pytest.mark.parametrize(
