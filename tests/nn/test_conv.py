@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from hourglass.estimators._blocks import with_bfloat16_weights
 from hourglass.nn import ConvAutoencoder, ConvConfig
-from hourglass.nn.conv import FewChannelConvTranspose2d
+from hourglass.nn import conv as conv_module
+from hourglass.nn.conv import FewChannelConvTranspose2d, FusingSequential
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (1, 28, 28), (3, 13, 17), (2, 8, 8)])
@@ -121,3 +123,54 @@ def test_the_last_map_is_flattened_before_its_activation_and_the_image_layer_fol
     assert kinds == ["Conv2d", "ReLU", "Conv2d", "Flatten", "ReLU", "Linear", "ReLU"]
     assert isinstance(model.decoder[-1], FewChannelConvTranspose2d)  # 32 -> 1 channel
     assert type(model.decoder[-3]) is nn.ConvTranspose2d  # 64 -> 32: oneDNN's is faster
+
+
+def _layer_by_layer() -> mock._patch:  # type: ignore[type-arg]
+    """Run every layer on its own, as a torch without oneDNN's fused ReLU would."""
+    return mock.patch.object(conv_module, "_ONEDNN_FUSES_RELU", False)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [ConvConfig(), ConvConfig(input_shape=(3, 13, 17), latent_dim=5, channels=(8, 16, 32))],
+)
+@pytest.mark.parametrize("precision", ["float32", "autocast", "bfloat16 weights"])
+def test_inference_fuses_each_convolution_with_its_relu_and_computes_the_same_bits(
+    config: ConvConfig, precision: str
+) -> None:
+    model = ConvAutoencoder(config, generator=torch.Generator().manual_seed(0))
+    if precision == "bfloat16 weights":
+        model = with_bfloat16_weights(model)
+    x = torch.rand(6, *config.input_shape, generator=torch.Generator().manual_seed(1))
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", enabled=precision != "float32"):
+            return model.reconstruct(x)
+
+    with mock.patch.object(conv_module, "_conv_relu", wraps=conv_module._conv_relu) as fused:
+        got = run()
+    with _layer_by_layer():
+        expected = run()
+    assert torch.equal(got, expected)
+    n_convolutions_with_relu = 2 * len(config.channels) - 1  # all but the image layer
+    assert fused.call_count == (n_convolutions_with_relu if conv_module._ONEDNN_FUSES_RELU else 0)
+
+
+def test_training_and_export_run_the_layers_one_by_one() -> None:
+    model = ConvAutoencoder(ConvConfig(), generator=torch.Generator().manual_seed(0))
+    x = torch.rand(4, 28, 28, generator=torch.Generator().manual_seed(1))
+    with mock.patch.object(conv_module, "_conv_relu", wraps=conv_module._conv_relu) as fused:
+        loss, _ = model.reconstruction_loss(x, x, "bce")  # gradients recorded
+        loss.backward()
+        torch.export.export(model.eval(), (x,))
+    assert fused.call_count == 0
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_the_fusing_layers_keep_a_sequential_state_dict() -> None:
+    model = ConvAutoencoder(ConvConfig())
+    assert isinstance(model.encoder, FusingSequential)
+    keys = list(model.state_dict())
+    assert keys[:2] == ["encoder.0.weight", "encoder.0.bias"]
+    plain = nn.Sequential(*model.encoder)
+    assert list(plain.state_dict()) == list(model.encoder.state_dict())

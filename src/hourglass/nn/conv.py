@@ -16,6 +16,101 @@ from hourglass.nn.blocks import glorot_normal_, make_activation
 __all__ = ["ConvAutoencoder", "ConvConfig"]
 
 
+def _computes_gradients(module: nn.Module, input: torch.Tensor) -> bool:
+    """Whether autograd records ``module(input)``: a training step, not inference."""
+    return torch.is_grad_enabled() and (
+        input.requires_grad or any(p.requires_grad for p in module.parameters(recurse=False))
+    )
+
+
+#: Whether this build of torch has oneDNN's convolutions with a fused ReLU.
+_ONEDNN_FUSES_RELU = bool(torch.backends.mkldnn.is_available()) and hasattr(  # type: ignore[no-untyped-call]
+    torch.ops.mkldnn, "_convolution_pointwise"
+)
+
+
+def _fused_relu_applies(conv: nn.Module, input: torch.Tensor) -> bool:
+    """Whether ``relu(conv(input))`` may run as one oneDNN call (:class:`FusingSequential`)."""
+    return (
+        isinstance(conv, nn.Conv2d | nn.ConvTranspose2d)
+        and type(conv) in (nn.Conv2d, nn.ConvTranspose2d)  # not a subclass's own forward
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+        and input.device.type == "cpu"
+        and input.dim() == 4
+        and _ONEDNN_FUSES_RELU
+        and not _computes_gradients(conv, input)
+        and not torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
+        and not torch.compiler.is_compiling()  # exports (ONNX) must see the plain layers
+        and not torch.compiler.is_exporting()
+    )
+
+
+def _conv_relu(conv: nn.Conv2d | nn.ConvTranspose2d, input: torch.Tensor) -> torch.Tensor:
+    """``relu(conv(input))`` as one oneDNN convolution with a ReLU post-op.
+
+    The same bits as the two steps (the ReLU applies to the rounded result either
+    way), without a second pass over the feature map. Under autocast the
+    operands are cast as autocast would cast them for the convolution.
+    """
+    weight, bias = conv.weight, conv.bias
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else weight.dtype
+    input = input.to(dtype).contiguous(memory_format=torch.channels_last)
+    weight = weight.to(dtype)
+    bias = None if bias is None else bias.to(dtype)
+    padding, stride, dilation = list(conv.padding), list(conv.stride), list(conv.dilation)
+    out: torch.Tensor
+    if isinstance(conv, nn.ConvTranspose2d):
+        out = torch.ops.mkldnn._convolution_transpose_pointwise(
+            input,
+            weight,
+            bias,
+            padding,
+            list(conv.output_padding),
+            stride,
+            dilation,
+            conv.groups,
+            "relu",
+            [],
+            "",
+        )
+    else:
+        out = torch.ops.mkldnn._convolution_pointwise(
+            input, weight, bias, padding, stride, dilation, conv.groups, "relu", [], ""
+        )
+    return out
+
+
+class FusingSequential(nn.Sequential):
+    """A :class:`torch.nn.Sequential` that fuses each convolution with its ReLU at inference.
+
+    A convolution (or transposed convolution) followed by a ReLU, possibly with
+    an ``nn.Flatten`` between them, runs as one oneDNN call on a CPU when no
+    gradient is recorded: the same values, a block of 128 images of the
+    default model 0.1-0.2 ms faster per layer. Training, other devices, tracing
+    (ONNX export) and builds without oneDNN run the layers one by one. The
+    layers, their names and the state dict are those of a plain ``Sequential``.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            following = layers[i + 1 : i + 3]
+            flatten = bool(following) and isinstance(following[0], nn.Flatten)
+            relu = following[1 if flatten else 0] if len(following) > flatten else None
+            if isinstance(relu, nn.ReLU) and _fused_relu_applies(layer, input):
+                input = _conv_relu(layer, input)  # type: ignore[arg-type]
+                if flatten:
+                    input = following[0](input)
+                i += 3 if flatten else 2
+                continue
+            input = layer(input)
+            i += 1
+        return input
+
+
 class FewChannelConvTranspose2d(nn.ConvTranspose2d):
     """A transposed convolution to a few channels (an image's), as one matrix product.
 
@@ -49,7 +144,7 @@ class FewChannelConvTranspose2d(nn.ConvTranspose2d):
         ):
             return super().forward(input, output_size)
         divisible = all(k % s == 0 for k, s in zip(self.kernel_size, self.stride, strict=True))
-        training = torch.is_grad_enabled() and (input.requires_grad or self.weight.requires_grad)
+        training = _computes_gradients(self, input)
         if (
             divisible
             and not training
@@ -94,12 +189,20 @@ class FewChannelConvTranspose2d(nn.ConvTranspose2d):
         for tap_h in range(taps_h):
             for tap_w in range(taps_w):
                 sums[..., tap_h : tap_h + height, tap_w : tap_w + width] += planes[tap_h, tap_w]
-        full = sums.permute(3, 2, 4, 0, 5, 1).reshape(
-            batch, c_out, shape[4] * stride_h, shape[5] * stride_w
-        )
+        # Interleave the phases into the cropped output: one strided copy per phase, and
+        # a contiguous result (a sigmoid on a cropped view took 7x as long).
         out_h, out_w = self._output_size(height, width)
         pad_h, pad_w = (int(pad) for pad in self.padding)  # not a string here
-        return full[:, :, pad_h : pad_h + out_h, pad_w : pad_w + out_w]
+        out = sums.new_empty((batch, c_out, out_h, out_w))
+        for phase_h, phase_w in itertools.product(range(stride_h), range(stride_w)):
+            # Output row y is row y + pad of the un-cropped output: phase (y + pad) % stride,
+            # plane row (y + pad) // stride. The first row of this phase, and its plane row:
+            first_h, first_w = (phase_h - pad_h) % stride_h, (phase_w - pad_w) % stride_w
+            n_h, n_w = len(range(first_h, out_h, stride_h)), len(range(first_w, out_w, stride_w))
+            top, left = (first_h + pad_h) // stride_h, (first_w + pad_w) // stride_w
+            plane = sums[phase_h, phase_w, :, :, top : top + n_h, left : left + n_w]
+            out[:, :, first_h::stride_h, first_w::stride_w] = plane.transpose(0, 1)
+        return out
 
     def _by_fold(self, input: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = input.shape
@@ -188,7 +291,7 @@ class ConvAutoencoder(ReconstructionModule):
         # memory layout (Flatten copies the channels-last map into rows), where the
         # mixed pair took 16x longer; a training step 14% less time.
         down[-2:] = [down[-2], nn.Flatten(), down[-1]]
-        self.encoder = nn.Sequential(
+        self.encoder = FusingSequential(
             *down,
             nn.Linear(bottleneck_size, config.latent_dim),
             make_activation(config.activation, inplace=True),
@@ -202,7 +305,7 @@ class ConvAutoencoder(ReconstructionModule):
             up.append(transposed(c_in, c_out, 4, stride=2, padding=1))
             if i < len(widths) - 2:  # no activation after the last layer: logits
                 up.append(make_activation(config.activation, inplace=True))
-        self.decoder = nn.Sequential(
+        self.decoder = FusingSequential(
             nn.Linear(config.latent_dim, bottleneck_size),
             make_activation(config.activation, inplace=True),
             nn.Unflatten(1, self._bottleneck),
