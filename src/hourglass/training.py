@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hourglass import distributed
+from hourglass._subnormals import flushing_subnormals
 from hourglass._training_types import Batch, BatchSource, Objective
 from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_state
 from hourglass.exceptions import TrainingError
@@ -916,7 +917,7 @@ def _step(
         x = run.corrupt_inputs(x)  # the target y stays clean
     if run.slices is not None:  # slice by slice, on as many cores as the tuner chose
         values = run.slices.step(x, y, workers=workers)
-        run.optimizer.step()
+        _update(run)
         return values
     if run.parallel is None:
         values = run.objective(run.module, x, y)
@@ -927,8 +928,21 @@ def _step(
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
     # else: the objective wrote the gradients itself (a fused step)
-    run.optimizer.step()
+    _update(run)
     return {key: value.detach() for key, value in values.items()}
+
+
+def _update(run: _Run) -> None:
+    """The optimiser's step; on a CPU with subnormal floats flushed to zero.
+
+    Adam's moments of weights whose gradients stay zero shrink into the subnormal
+    range, where a CPU computes slowly (:mod:`hourglass._subnormals`).
+    """
+    if run.device.type != "cpu":
+        run.optimizer.step()
+        return
+    with flushing_subnormals():
+        run.optimizer.step()
 
 
 def _validate(run: _Run, validation: BatchSource | None, threads: int) -> dict[str, float]:
