@@ -32,8 +32,7 @@ _ONEDNN_FUSES_RELU = bool(torch.backends.mkldnn.is_available()) and hasattr(  # 
 def _fused_relu_applies(conv: nn.Module, input: torch.Tensor) -> bool:
     """Whether ``relu(conv(input))`` may run as one oneDNN call (:class:`FusingSequential`)."""
     return (
-        isinstance(conv, nn.Conv2d | nn.ConvTranspose2d)
-        and type(conv) in (nn.Conv2d, nn.ConvTranspose2d)  # not a subclass's own forward
+        type(conv) in (nn.Conv2d, nn.ConvTranspose2d)  # not a subclass with its own forward
         and conv.padding_mode == "zeros"
         and not isinstance(conv.padding, str)
         and input.device.type == "cpu"
@@ -97,14 +96,14 @@ class FusingSequential(nn.Sequential):
         i = 0
         while i < len(layers):
             layer = layers[i]
-            following = layers[i + 1 : i + 3]
-            flatten = bool(following) and isinstance(following[0], nn.Flatten)
-            relu = following[1 if flatten else 0] if len(following) > flatten else None
+            flatten = i + 1 < len(layers) and isinstance(layers[i + 1], nn.Flatten)
+            after = i + 2 if flatten else i + 1  # where the ReLU would be
+            relu = layers[after] if after < len(layers) else None
             if isinstance(relu, nn.ReLU) and _fused_relu_applies(layer, input):
                 input = _conv_relu(layer, input)  # type: ignore[arg-type]
                 if flatten:
-                    input = following[0](input)
-                i += 3 if flatten else 2
+                    input = layers[i + 1](input)  # flattening commutes with the ReLU
+                i = after + 1
                 continue
             input = layer(input)
             i += 1
