@@ -6,9 +6,10 @@ again after its training steps were computed in two slices, ``hourglass.sliced_g
 both after their last layer became a matrix product and a fold,
 ``FewChannelConvTranspose2d``, and again when that layer summed by phases at inference,
 which left the trained weights and codes as they were; each moved the scores by about
-1e-8) under each PyTorch CPU kernel set (see ``family_digests.py``). Under a recorded
-kernel set every digest must match; on another CPU's kernels, the first scores must agree
-to float rounding.
+1e-8; and once more when that layer wrote a contiguous output, on which the sigmoid is
+vectorised, about 1e-9) under each PyTorch CPU kernel set (see ``family_digests.py``).
+Under a recorded kernel set every digest must match; on another CPU's kernels, the first
+scores must agree to float rounding.
 """
 
 from __future__ import annotations
