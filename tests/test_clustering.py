@@ -29,6 +29,35 @@ def test_the_embedding_keeps_groups_apart_and_is_reproducible() -> None:
     assert clustering.clustering_accuracy(truth, labels) == 1.0
 
 
+@pytest.mark.parametrize("method", clustering.METHODS)
+def test_the_features_partition_replaces_an_embedding_partition_it_agrees_with(
+    method: str,
+) -> None:
+    points, truth = _groups([60, 60, 60], seed=3)
+    nearly = truth.copy()
+    nearly[[0, 60, 120]] = [1, 2, 0]  # three samples the embedding put in the wrong group
+    labels = clustering.agreeing_feature_partition(points, nearly, method, random_state=0)
+    assert labels is not None
+    assert clustering.clustering_accuracy(truth, labels) == 1.0
+    np.testing.assert_array_equal(np.unique(labels), [0, 1, 2])
+
+
+def test_an_embedding_partition_the_features_disagree_with_is_left() -> None:
+    # Two rings around one centre: UMAP separates them, a mixture of the features cannot.
+    rng = np.random.default_rng(4)
+    angles = rng.uniform(0, 2 * np.pi, 300)
+    radii = np.repeat([1.0, 3.0], 150) + rng.normal(0, 0.05, 300)
+    rings = np.column_stack([radii * np.cos(angles), radii * np.sin(angles)]).astype(np.float32)
+    truth = np.repeat([0, 1], 150)
+    assert clustering.agreeing_feature_partition(rings, truth, "gmm", random_state=0) is None
+
+
+def test_the_check_needs_more_samples_per_group_than_features() -> None:
+    points, truth = _groups([4, 4], seed=5)  # 8 features, 4 samples per group
+    assert clustering.agreeing_feature_partition(points, truth, "gmm", random_state=0) is None
+    assert clustering.agreeing_feature_partition(points[:, :3], truth, "gmm", 0) is not None
+
+
 def test_the_manifold_step_needs_more_samples_than_twice_the_neighbours() -> None:
     assert not clustering.manifold_applies(60, 30)
     assert clustering.manifold_applies(61, 30)

@@ -7,11 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits, load_wine, make_moons
 from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import hourglass
 from hourglass import Autoencoder, AutoencoderClusterer
+from hourglass.clustering import clustering_accuracy
 from hourglass.exceptions import InvalidInputError, ModelFileError
 from hourglass.families import dense
 
@@ -48,6 +52,34 @@ def test_a_table_is_clustered_on_its_scaled_columns_by_default() -> None:
     assert features.shape == (600, 20)
     assert features.min() == 0.0
     assert features.max() == 1.0
+
+
+def test_compact_groups_are_partitioned_on_the_features_themselves() -> None:
+    X, y = _blobs(150, seed=4)
+    clusterer = AutoencoderClusterer(n_clusters=4, random_state=0).fit(X)
+    assert clusterer.embedding_ is not None
+    assert clusterer.partitioned_on_ == "features"
+    assert adjusted_rand_score(y, clusterer.labels_) == 1.0
+
+
+def test_groups_only_the_manifold_separates_keep_the_embedding_partition() -> None:
+    X, y = make_moons(400, noise=0.05, random_state=0)  # two interleaved crescents
+    clusterer = AutoencoderClusterer(n_clusters=2, random_state=0).fit(X)
+    assert clusterer.partitioned_on_ == "embedding"
+    assert adjusted_rand_score(y, clusterer.labels_) == 1.0
+
+
+@pytest.mark.parametrize("load", [load_wine, load_digits], ids=["wine", "digits"])
+def test_a_table_clusters_at_least_as_well_as_k_means(load) -> None:
+    X, y = load(return_X_y=True)
+    k = len(np.unique(y))
+
+    def kmeans(columns: np.ndarray) -> float:
+        return clustering_accuracy(y, KMeans(k, n_init=10, random_state=0).fit_predict(columns))
+
+    better_kmeans = max(kmeans(X), kmeans(StandardScaler().fit_transform(X)))
+    clusterer = AutoencoderClusterer(n_clusters=k, random_state=0).fit(X)
+    assert clustering_accuracy(y, clusterer.labels_) >= better_kmeans
 
 
 def test_predict_gives_new_samples_the_cluster_of_their_neighbours() -> None:
@@ -147,6 +179,7 @@ def test_without_the_manifold_step_the_features_are_partitioned() -> None:
     X, y = _blobs(100, seed=2)
     clusterer = AutoencoderClusterer(n_clusters=4, manifold=None, random_state=0).fit(X)
     assert clusterer.embedding_ is None
+    assert clusterer.partitioned_on_ == "features"
     assert adjusted_rand_score(y, clusterer.labels_) > 0.95
 
 
@@ -174,6 +207,7 @@ def test_save_and_load_give_the_same_clusters(tmp_path: Path, with_autoencoder: 
     assert isinstance(loaded, AutoencoderClusterer)
     assert loaded.n_clusters_ == clusterer.n_clusters_
     assert loaded.selection_ == clusterer.selection_
+    assert loaded.partitioned_on_ == clusterer.partitioned_on_
     np.testing.assert_array_equal(loaded.labels_, clusterer.labels_)
     np.testing.assert_array_equal(loaded.cluster_centers_, clusterer.cluster_centers_)
     np.testing.assert_array_equal(loaded.transform(more), clusterer.transform(more))
@@ -198,6 +232,22 @@ def test_a_tampered_clusterer_file_is_refused(tmp_path: Path) -> None:
     config_path.write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="either an autoencoder or column features"):
         hourglass.load(tmp_path / "c")
+
+
+def test_a_clusterer_file_names_what_its_labels_partition(tmp_path: Path) -> None:
+    import json
+
+    X, _ = _blobs(40, seed=11)
+    AutoencoderClusterer(n_clusters=3, random_state=0).fit(X).save(tmp_path / "c")
+    config_path = tmp_path / "c" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["state"]["partitioned_on_"] = "pixels"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="partitioned_on_ must be"):
+        hourglass.load(tmp_path / "c")
+    del config["state"]["partitioned_on_"]  # a file saved before the attribute existed
+    config_path.write_text(json.dumps(config))
+    assert hourglass.load(tmp_path / "c").partitioned_on_ == "embedding"
 
 
 @parametrize_with_checks(

@@ -58,6 +58,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
     3. **Partition.** A Gaussian mixture with full covariances (or k-means)
        splits the embedding into ``n_clusters`` groups; ``n_clusters="auto"``
        keeps the k from 2 to ``max_clusters`` with the highest silhouette.
+       The same partition fitted on the features themselves is kept instead
+       where the two nearly agree (adjusted Rand index of at least 0.85): the
+       groups are then compact in feature space, and a partition that sees
+       every feature settles the samples between groups better
+       (``partitioned_on_`` says which was kept).
 
     ``predict`` labels new samples by a distance-weighted vote of their 10
     nearest training samples in feature space, so a training sample gets the
@@ -104,6 +109,10 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         The training samples' manifold embedding (``None`` without the manifold step).
     selection_ : dict of int to float
         With ``n_clusters="auto"``: the silhouette score of every k tried.
+    partitioned_on_ : {"embedding", "features"}
+        What ``labels_`` partition: the manifold embedding, or the features
+        themselves (without the manifold step, or where their own partition
+        nearly agreed with the embedding's).
     n_features_in_ : int
         Number of features (or table columns) seen during ``fit``.
     feature_names_in_ : ndarray of shape ``(n_features_in_,)``
@@ -239,7 +248,15 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
             )
         else:
             k = int(self.n_clusters)
-        self._set_clusters(features, *clustering.partition(points, k, self.method, seed))
+        labels, k = clustering.partition(points, k, self.method, seed)
+        self.partitioned_on_ = "features"
+        if self.embedding_ is not None:
+            self.partitioned_on_ = "embedding"
+            confirmed = clustering.agreeing_feature_partition(features, labels, self.method, seed)
+            if confirmed is not None:
+                labels, k = confirmed, int(confirmed.max()) + 1
+                self.partitioned_on_ = "features"
+        self._set_clusters(features, labels, k)
         return self
 
     def _set_clusters(
@@ -319,6 +336,7 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
             "n_clusters_": self.n_clusters_,
             "n_features_in_": int(self.n_features_in_),
             "columns_": None if self.columns_ is None else self.columns_.to_json(),
+            "partitioned_on_": self.partitioned_on_,
         }
         if hasattr(self, "selection_"):
             state["selection_"] = {str(k): v for k, v in self.selection_.items()}
@@ -440,4 +458,11 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
                 arrays, "embedding_", (features.shape[0], clustering.MANIFOLD_COMPONENTS)
             )
             self.embedding_ = embedding.astype(np.float32)
+        # Files saved before the check on the features partitioned the embedding when there was one.
+        default_space = "features" if self.embedding_ is None else "embedding"
+        self.partitioned_on_ = state.get("partitioned_on_", default_space)
+        if self.partitioned_on_ not in ("embedding", "features"):
+            raise ValueError("partitioned_on_ must be 'embedding' or 'features'")
+        if self.partitioned_on_ == "embedding" and self.embedding_ is None:
+            raise ValueError("labels_ cannot partition an embedding that is not saved")
         self._set_clusters(features, labels.astype(np.int64), k)
