@@ -12,7 +12,8 @@ Protocol:
 The evaluation images are labelled with ``predict`` (the clusterer) or the
 fitted k-means' ``predict``. k is the number of classes. Printed per method:
 clustering accuracy (best one-to-one matching of clusters to classes), NMI and
-ARI, medians over the seeds with each seed's accuracy, and the median seconds
+ARI, medians over the seeds with each seed's accuracy (and, for hourglass, whether
+the clusters partition the embedding or the features), and the median seconds
 of ``fit`` (for images, the autoencoder's training included). Published
 figures are printed beside the measured ones, marked as such; they were not
 run here.
@@ -76,13 +77,13 @@ def _flat(samples: NDArray[Any]) -> NDArray[np.float64]:
 def default(train: Any, test: Any, k: int, seed: int) -> tuple[NDArray[np.int64], str]:
     """``AutoencoderClusterer(n_clusters=k)``."""
     clusterer = AutoencoderClusterer(n_clusters=k, random_state=seed).fit(train)
-    return clusterer.predict(test), ""
+    return clusterer.predict(test), f"on the {clusterer.partitioned_on_}"
 
 
 def auto(train: Any, test: Any, k: int, seed: int) -> tuple[NDArray[np.int64], str]:
     """``AutoencoderClusterer(n_clusters="auto")``."""
     clusterer = AutoencoderClusterer(n_clusters="auto", random_state=seed).fit(train)
-    return clusterer.predict(test), f"k={clusterer.n_clusters_}"
+    return clusterer.predict(test), f"k={clusterer.n_clusters_}, on the {clusterer.partitioned_on_}"
 
 
 def kmeans_raw(train: Any, test: Any, k: int, seed: int) -> tuple[NDArray[np.int64], str]:
