@@ -181,8 +181,8 @@ def agreeing_feature_partition(
     0.967), and in 34 of 72 runs on 24 synthetic tables (15 more accurate, 19
     as accurate, none less accurate). It was not kept on scikit-learn's digits
     (agreement 0.71-0.79), breast cancer (0.78-0.80), random samples of 150 to
-    800 of their rows, or the MNIST and Fashion-MNIST codes (0.72 and 0.50,
-    seed 0).
+    800 of their rows, or the MNIST and Fashion-MNIST codes (0.64-0.72 and
+    0.50-0.55).
 
     Parameters
     ----------

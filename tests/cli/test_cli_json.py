@@ -79,6 +79,7 @@ def test_cluster_json(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert out["n_clusters"] == 2
     assert sum(out["sizes"]) == 120
+    assert out["partitioned_on"] in ("embedding", "features")
     assert {r["cluster"] for r in out["results"]} == {0, 1}
 
 

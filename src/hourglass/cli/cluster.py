@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             "n_samples": int(labels.size),
             "n_clusters": int(clusterer.n_clusters_),
             "sizes": sizes.tolist(),
+            "partitioned_on": clusterer.partitioned_on_,
             "selection": {str(k): v for k, v in getattr(clusterer, "selection_", {}).items()},
             "output": args.output,
             "saved": args.save,
