@@ -182,7 +182,7 @@ def agreeing_feature_partition(
 
     Measured on seeds 0-2 (clustering accuracy): the features' partition was
     kept in every run on wine (0.949-0.955 -> 0.966) and iris (0.960-0.967 ->
-    0.967), and in 34 of 72 runs on 24 synthetic tables (15 more accurate, 19
+    0.967), and in 34 of 72 runs on 24 synthetic tables (16 more accurate, 18
     as accurate, none less accurate). It was not kept on scikit-learn's digits
     (agreement 0.71-0.79), breast cancer (0.78-0.80), random samples of 150 to
     800 of their rows, or the MNIST and Fashion-MNIST codes (0.64-0.72 and
@@ -208,9 +208,9 @@ def agreeing_feature_partition(
     """
     k = int(embedding_labels.max()) + 1
     n, width = features.shape
-    # A single fit decides where the partitions disagree (the MNIST codes: 4 s of the
-    # 20 s that the restarts take); where they agree, the restarts' most typical
-    # partition is kept, as for the embedding.
+    # A single fit decides where the partitions disagree (on the MNIST codes one fit
+    # took about 4 s, five restarts 20 s); where they agree, the restarts' most
+    # typical partition is kept, as for the embedding.
     if k < 2 or width * k >= n:
         return None
     with config_context(array_api_dispatch=False):  # one fit first: most data sets stop here
