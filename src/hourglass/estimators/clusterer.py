@@ -249,9 +249,8 @@ class AutoencoderClusterer(ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         else:
             k = int(self.n_clusters)
         labels, k = clustering.partition(points, k, self.method, seed)
-        self.partitioned_on_ = "features"
+        self.partitioned_on_ = "features" if self.embedding_ is None else "embedding"
         if self.embedding_ is not None:
-            self.partitioned_on_ = "embedding"
             confirmed = clustering.agreeing_feature_partition(features, labels, self.method, seed)
             if confirmed is not None:
                 labels, k = confirmed, int(confirmed.max()) + 1
