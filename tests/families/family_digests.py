@@ -1,9 +1,10 @@
 """Fixed-seed fits of every family, summarised as digests of weights and outputs.
 
 The fixture ``tests/fixtures/family_digests.json`` holds what the hourglass before
-the families refactor (commit e6936b5) computed under each PyTorch CPU kernel set;
-``test_digests.py`` holds today's code to it. Regenerate (only when a change of
-results is intended) with::
+the families refactor (commit e6936b5) computed, one record per CPU numerics (each
+PyTorch CPU kernel set on each CPU recorded; see ``platform_records.py``);
+``test_digests.py`` holds today's code to it. Add this CPU's records, or regenerate them
+(only when a change of results is intended), with::
 
     for k in default avx2 avx512; do
       ATEN_CPU_CAPABILITY=$k python tests/families/family_digests.py --write
@@ -27,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import bar_images, mixed_table
 from hourglass import Autoencoder, AutoencoderOutlierDetector
+from platform_records import cpu_description, kernel_fingerprint, put_record
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "family_digests.json"
 #: Outputs kept as values (the first few), for CPUs whose kernels differ from ours.
@@ -131,14 +133,9 @@ def compute() -> dict[str, dict[str, Any]]:
 
 if __name__ == "__main__":
     if "--write" in sys.argv:
-        kernels = torch.backends.cpu.get_cpu_capability()
-        saved = json.loads(FIXTURE.read_text()) if FIXTURE.exists() else {"by_kernels": {}}
-        saved["note"] = (
-            "Digests of fixed-seed fits of every family computed by hourglass at e6936b5 "
-            "(before the families refactor), under each PyTorch CPU kernel set."
-        )
-        saved["by_kernels"][kernels] = compute()
+        saved = json.loads(FIXTURE.read_text())
+        put_record(saved, compute())
         FIXTURE.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {kernels} to {FIXTURE}")
+        print(f"wrote the record of {cpu_description()}, {kernel_fingerprint()} to {FIXTURE}")
     else:
         print(json.dumps(compute(), indent=1))

@@ -7,9 +7,10 @@ both after their last layer became a matrix product and a fold,
 ``FewChannelConvTranspose2d``, and again when that layer summed by phases at inference,
 which left the trained weights and codes as they were; each moved the scores by about
 1e-8; and once more when that layer wrote a contiguous output, on which the sigmoid is
-vectorised, about 1e-9) under each PyTorch CPU kernel set (see ``family_digests.py``).
-Under a recorded kernel set every digest must match; on another CPU's kernels, the first
-scores must agree to float rounding.
+vectorised, about 1e-9), one record per CPU numerics: each PyTorch CPU kernel set on
+each CPU it was recorded on (see ``family_digests.py`` and ``platform_records.py``).
+On recorded numerics every digest must match; on another CPU's, the first scores must
+agree to float rounding.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from family_digests import FIXTURE, cases, summary
 
-SAVED = json.loads(FIXTURE.read_text())["by_kernels"]
-KERNELS = torch.backends.cpu.get_cpu_capability()
+from platform_records import find_record
+
+RECORDED, EXACT = find_record(json.loads(FIXTURE.read_text()))
 
 
 @pytest.mark.parametrize("name", sorted(cases()))
@@ -31,9 +32,8 @@ def test_every_family_computes_what_it_did_before_the_refactor(name: str) -> Non
 
     now = summary(fit(), X)
 
-    if KERNELS not in SAVED:  # another CPU's kernels: values to rounding
-        before = SAVED["DEFAULT"][name]
+    before = RECORDED[name]
+    if not EXACT:  # another CPU's kernels: values to rounding
         np.testing.assert_allclose(now["first_errors"], before["first_errors"], rtol=1e-4)
         return
-    before = SAVED[KERNELS][name]
     assert now == before
