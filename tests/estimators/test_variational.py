@@ -77,6 +77,24 @@ def test_sampling_from_the_prior(vae: Autoencoder) -> None:
     np.testing.assert_array_equal(samples, vae.sample(6, random_state=0))
 
 
+@pytest.mark.parametrize("arch", ["vae", "conv_vae"])
+def test_the_same_seed_draws_the_same_samples_on_any_thread_count(arch: str) -> None:
+    model = Autoencoder(arch=arch, latent_dim=4, epochs=1, verbose=0, random_state=0)
+    model.fit(_bars(64, seed=1))
+    threads = torch.get_num_threads()
+    try:
+        drawn: dict[int, list[np.ndarray]] = {5: [], 40: []}
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            for n, samples in drawn.items():
+                samples.append(model.sample(n, random_state=3))
+    finally:
+        torch.set_num_threads(threads)
+    for samples in drawn.values():
+        for other in samples[1:]:
+            np.testing.assert_array_equal(other, samples[0])
+
+
 def test_arguments_that_cannot_work_are_parameter_errors(vae: Autoencoder) -> None:
     with pytest.raises(InvalidParameterError, match="The number of samples n must be an int >= 0"):
         vae.sample(-1)

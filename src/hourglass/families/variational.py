@@ -97,11 +97,15 @@ class VariationalFamily(ArrayFamily):
     def sample(
         self, estimator: BaseAutoencoder, n: int, generator: torch.Generator
     ) -> NDArray[np.float32]:
-        """``n`` samples decoded from codes drawn from the prior."""
+        """``n`` samples decoded from codes drawn from the prior.
+
+        Decoded on one thread, as one batch: kernels given several threads may split
+        their sums, and the same seed must draw the same samples on any thread count.
+        """
         module = estimator.module_
         assert isinstance(module, VariationalAutoencoder)
         module.eval()
-        with num_threads(estimator._threads()), torch.inference_mode():
+        with num_threads(1), torch.inference_mode():
             z = torch.randn((n, module.latent_dim), generator=generator, device=estimator.device_)
             drawn = clip_to_training_range(estimator, module.output(module.decode_logits(z)))
         return drawn.cpu().numpy()
