@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
 
 from hourglass import AutoencoderOutlierDetector
 from hourglass.cli import main
@@ -59,6 +60,19 @@ def test_a_taken_port_is_one_line(model_dir: Path, capsys: pytest.CaptureFixture
         port = taken.getsockname()[1]
         assert main(["serve", str(model_dir), "--port", str(port)]) == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in _one_error_line(capsys)
+
+
+def test_a_server_that_stops_leaves_the_thread_setting_as_it_was(model_dir: Path) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            assert main(["serve", str(model_dir), "--port", str(taken.getsockname()[1])]) == 1
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(

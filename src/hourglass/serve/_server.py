@@ -37,6 +37,7 @@ from hourglass.serve._limits import (
     MAX_HEADER_BYTES,
 )
 from hourglass.serve._scoring import ScoringModel
+from hourglass.threads import num_threads
 
 __all__ = ["GuardedProtocol", "ServeConfig", "serve", "worker_app"]
 
@@ -248,63 +249,66 @@ def serve(
         raise InvalidParameterError(
             f"read_timeout must be a positive number; got {read_timeout!r}."
         )
-    model = ScoringModel.load(model_dir, device=device, max_batch=max_batch)
-    server_limits = {
-        "read_timeout_s": read_timeout,
-        "keep_alive_timeout_s": KEEP_ALIVE_TIMEOUT,
-        "max_connections": max_connections,
-        "max_header_bytes": MAX_HEADER_BYTES,
-        "workers": workers,
-    }
-    app: Any
-    if workers == 1:
-        torch.set_num_threads(threads)
-        app = create_app(model, max_body_bytes=max_body_bytes, server_limits=server_limits)
-    else:
-        os.environ[SETTINGS_VARIABLE] = json.dumps(
-            {
-                "model": os.fspath(model_dir),
-                "device": device,
-                "max_batch": max_batch,
-                "max_body_bytes": max_body_bytes,
-                "threads": threads,
-                "server_limits": server_limits,
-            }
-        )
-        app = "hourglass.serve._server:worker_app"
-        create_app(model, max_body_bytes=max_body_bytes)  # refuse bad settings here, not N times
-    config = ServeConfig(
-        app,
-        factory=workers > 1,
-        workers=workers,
-        http=GuardedProtocol,
-        read_timeout=read_timeout,
-        max_header_bytes=MAX_HEADER_BYTES,
-        limit_concurrency=max_connections,
-        timeout_keep_alive=int(KEEP_ALIVE_TIMEOUT),
-        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN),
-        access_log=access_log,
-        log_level=log_level,
-        lifespan="off",
-        ws="none",
-    )
-    sock = _bind(host, port)
-    try:
-        bound_host, bound_port = sock.getsockname()[:2]
-        if on_ready is not None:
-            on_ready(model, str(bound_host), int(bound_port))
-        server = uvicorn.Server(config)
+    # One worker serves in this process, on ``threads`` threads; the setting is undone
+    # when the server stops (or fails to start). Worker processes set their own.
+    with num_threads(threads if workers == 1 else None):
+        model = ScoringModel.load(model_dir, device=device, max_batch=max_batch)
+        server_limits = {
+            "read_timeout_s": read_timeout,
+            "keep_alive_timeout_s": KEEP_ALIVE_TIMEOUT,
+            "max_connections": max_connections,
+            "max_header_bytes": MAX_HEADER_BYTES,
+            "workers": workers,
+        }
+        app: Any
         if workers == 1:
-            _freeze_heap()
-            server.run(sockets=[sock])
-            if not server.started:
-                raise HourglassError("The server did not start; the log above says why.")
-            return
-        from uvicorn.supervisors import Multiprocess
-
-        if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
-            Multiprocess(config, target=server.run, sockets=[sock]).run()  # type: ignore[call-arg]
+            app = create_app(model, max_body_bytes=max_body_bytes, server_limits=server_limits)
         else:
-            Multiprocess(config, sockets=[sock]).run()
-    finally:
-        sock.close()
+            os.environ[SETTINGS_VARIABLE] = json.dumps(
+                {
+                    "model": os.fspath(model_dir),
+                    "device": device,
+                    "max_batch": max_batch,
+                    "max_body_bytes": max_body_bytes,
+                    "threads": threads,
+                    "server_limits": server_limits,
+                }
+            )
+            app = "hourglass.serve._server:worker_app"
+            # Refuse bad settings here, once, rather than in every worker.
+            create_app(model, max_body_bytes=max_body_bytes)
+        config = ServeConfig(
+            app,
+            factory=workers > 1,
+            workers=workers,
+            http=GuardedProtocol,
+            read_timeout=read_timeout,
+            max_header_bytes=MAX_HEADER_BYTES,
+            limit_concurrency=max_connections,
+            timeout_keep_alive=int(KEEP_ALIVE_TIMEOUT),
+            timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN),
+            access_log=access_log,
+            log_level=log_level,
+            lifespan="off",
+            ws="none",
+        )
+        sock = _bind(host, port)
+        try:
+            bound_host, bound_port = sock.getsockname()[:2]
+            if on_ready is not None:
+                on_ready(model, str(bound_host), int(bound_port))
+            server = uvicorn.Server(config)
+            if workers == 1:
+                _freeze_heap()
+                server.run(sockets=[sock])
+                if not server.started:
+                    raise HourglassError("The server did not start; the log above says why.")
+                return
+            from uvicorn.supervisors import Multiprocess
+
+            if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
+                Multiprocess(config, target=server.run, sockets=[sock]).run()  # type: ignore[call-arg]
+            else:
+                Multiprocess(config, sockets=[sock]).run()
+        finally:
+            sock.close()
