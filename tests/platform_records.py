@@ -22,6 +22,7 @@ Fixture format (JSON)::
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from functools import cache
 from pathlib import Path
@@ -120,6 +121,11 @@ def find_record(saved: dict[str, Any]) -> tuple[dict[str, Any], bool]:
             return record["values"], True
     portable = [record for record in records if record["kernels"] == "DEFAULT"] or records
     return portable[0]["values"], False
+
+
+def read_record(fixture: Path) -> tuple[Any, bool]:
+    """:func:`find_record` of the JSON fixture file ``fixture``."""
+    return find_record(json.loads(fixture.read_text()))
 
 
 def put_record(saved: dict[str, Any], values: dict[str, Any]) -> None:

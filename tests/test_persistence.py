@@ -21,7 +21,7 @@ import hourglass
 from helpers import bar_images
 from hourglass import Autoencoder, AutoencoderOutlierDetector, persistence
 from hourglass.exceptions import ModelFileError, ModelVersionError, NotFittedError
-from platform_records import find_record
+from platform_records import read_record
 
 # These tests are about the dense family (arch='auto' trains the tabular one on 2-D
 # arrays; see test_tabular_autoencoder.py and test_families.py).
@@ -412,9 +412,7 @@ def test_a_zlib_complexity_detector_saved_before_feature_sets_scores_as_it_did()
     assert "complexity_features_" not in config["state"]  # written before the marker
     # Bit for bit on numerics the scores were recorded on (each x86 kernel set, on the
     # CPUs recorded); on another CPU's, to float rounding.
-    expected, exact = find_record(
-        json.loads(ZLIB_DETECTOR.with_name(f"{ZLIB_DETECTOR.name}_scores.json").read_text())
-    )
+    expected, exact = read_record(ZLIB_DETECTOR.with_name(f"{ZLIB_DETECTOR.name}_scores.json"))
     same = np.testing.assert_array_equal
     if not exact:
         same = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7)

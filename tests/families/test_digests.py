@@ -15,15 +15,13 @@ agree to float rounding.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from family_digests import FIXTURE, cases, summary
 
-from platform_records import find_record
+from platform_records import read_record
 
-RECORDED, EXACT = find_record(json.loads(FIXTURE.read_text()))
+RECORDED, EXACT = read_record(FIXTURE)
 
 
 @pytest.mark.parametrize("name", sorted(cases()))

@@ -23,7 +23,7 @@ from hourglass.families.tabular import (
     nearest_distance,
     reference_indices,
 )
-from platform_records import find_record
+from platform_records import read_record
 
 FAST = {"epochs": 5, "batch_size": 64, "random_state": 0, "verbose": 0}
 
@@ -200,12 +200,8 @@ def _saved_rows() -> np.ndarray:
 
 
 def test_a_distance_detector_saved_before_the_local_term_scores_as_it_did() -> None:
-    saved, exact = find_record(
-        json.loads(
-            TABLE_DISTANCE_DETECTOR.with_name(
-                f"{TABLE_DISTANCE_DETECTOR.name}_scores.json"
-            ).read_text()
-        )
+    saved, exact = read_record(
+        TABLE_DISTANCE_DETECTOR.with_name(f"{TABLE_DISTANCE_DETECTOR.name}_scores.json")
     )
     detector = hourglass.load(TABLE_DISTANCE_DETECTOR)
     assert detector.distance_reference_ is None
