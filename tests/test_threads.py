@@ -44,30 +44,57 @@ def restore_threads():
 
 @pytest.mark.usefixtures("restore_threads")
 def test_tuner_measures_every_candidate_then_keeps_the_fastest() -> None:
+    # Close (1.2x apart): two blocks each, in mirrored order.
     tuner = ThreadTuner((1, 2), block_size=4, remeasure_every=1000)
-    used = _drive(tuner, {1: 1.0, 2: 0.5}, blocks=6)
-    assert used == [1, 2, 2, 2, 2, 2]
+    used = _drive(tuner, {1: 1.2, 2: 1.0}, blocks=7)
+    assert used == [1, 2, 2, 1, 2, 2, 2]
     assert tuner.choice == 2
     tuner = ThreadTuner((1, 2), block_size=4, remeasure_every=1000)
-    assert _drive(tuner, {1: 0.5, 2: 3.0}, blocks=5) == [1, 2, 1, 1, 1]
+    assert _drive(tuner, {1: 1.0, 2: 1.2}, blocks=6) == [1, 2, 2, 1, 1, 1]
+    # Far apart (2x, 6x): the first block of each decides.
+    tuner = ThreadTuner((1, 2), block_size=4, remeasure_every=1000)
+    assert _drive(tuner, {1: 1.0, 2: 0.5}, blocks=4) == [1, 2, 2, 2]
+    tuner = ThreadTuner((1, 2), block_size=4, remeasure_every=1000)
+    assert _drive(tuner, {1: 0.5, 2: 3.0}, blocks=4) == [1, 2, 1, 1]
+    tuner = ThreadTuner((1, 2), block_size=4, remeasure_every=1000, trials=1)
+    assert _drive(tuner, {1: 1.2, 2: 1.0}, blocks=4) == [1, 2, 2, 2]
+    tuner = ThreadTuner((1, 2, 4), block_size=4, remeasure_every=1000, trials=3)
+    assert _drive(tuner, {1: 3.0, 2: 1.0, 4: 1.2}, blocks=10) == [1, 2, 4, 4, 2, 1, 1, 2, 4, 2]
+
+
+@pytest.mark.usefixtures("restore_threads")
+def test_one_slow_block_while_measuring_does_not_decide() -> None:
+    """The machine is briefly busy during one of the faster count's blocks."""
+    seconds = iter([1.0, 0.8 * 1.5, 0.8, 1.0])  # blocks of 1, 2, 2, 1 thread(s), per batch
+    tuner = ThreadTuner((1, 2), block_size=4, remeasure_every=1000)
+    for _ in range(4):
+        tuner.start_block()
+        tuner.end_block(next(seconds) * tuner.block_size, tuner.block_size)
+    assert tuner.choice == 2
+    assert tuner.start_block() == 2
+
+
+def test_tuner_needs_at_least_one_trial() -> None:
+    with pytest.raises(ValueError, match="trials"):
+        ThreadTuner((1, 2), trials=0)
 
 
 @pytest.mark.usefixtures("restore_threads")
 def test_tuner_remeasures_when_the_machine_gets_busy_and_switches() -> None:
     tuner = ThreadTuner((1, 2), block_size=4, slowdown=1.5, remeasure_every=1000)
-    _drive(tuner, {1: 1.0, 2: 0.5}, blocks=3)
+    _drive(tuner, {1: 1.0, 2: 0.5}, blocks=2)
     assert tuner.choice == 2
     # Another program takes a core: two threads become 10x slower.
     used = _drive(tuner, {1: 1.0, 2: 5.0}, blocks=5)
-    assert used == [2, 1, 2, 1, 1]  # one slow block, a round of measurement, then one thread
+    assert used == [2, 1, 2, 1, 1]  # one slow block, a round of measurement, one thread
     assert tuner.choice == 1
 
 
 @pytest.mark.usefixtures("restore_threads")
 def test_tuner_remeasures_periodically_and_ignores_short_blocks() -> None:
     tuner = ThreadTuner((1, 2), block_size=4, remeasure_every=3)
-    used = _drive(tuner, {1: 0.5, 2: 1.0}, blocks=8)
-    assert used == [1, 2, 1, 1, 1, 1, 2, 1]
+    used = _drive(tuner, {1: 1.0, 2: 1.2}, blocks=12)
+    assert used == [1, 2, 2, 1, 1, 1, 1, 1, 2, 2, 1, 1]
     tuner = ThreadTuner((1, 2), block_size=4)
     tuner.start_block()
     tuner.end_block(100.0, 2)  # a short last block: not a measurement

@@ -10,6 +10,17 @@ and a block that runs much slower than expected (the machine got busier) starts
 a new round of measurement. Rounds also restart periodically, to notice when
 the machine became idle again.
 
+One block per candidate is too little on a shared machine. A block of the dense
+reference model lasts about 25 ms; measured in alternating blocks over an epoch on
+a 2-core cloud VM, two threads were 13–18% faster than one (medians), but the
+faster count won only 8–12 of 14 adjacent pairs of blocks, so a round of one block
+each kept one thread in about a third of the fits. Each candidate is therefore
+measured ``trials`` times (default 2), in mirrored order (1, 2, 2, 1): a steady
+drift of the machine's speed then weighs on every candidate alike. A candidate's
+fastest block counts, since a block can only be slowed down by the machine. Where
+the first block of each already tells them apart by more than noise does (the
+convolutional model's slices run 1.6x faster on two cores), the round ends there.
+
 Changing the thread count must not change the results. Whether it does is up to
 the matrix library and the CPU: some split a product's output between threads,
 others (on some AVX-512 CPUs, for the reference encoder) split its sums, which
@@ -23,7 +34,9 @@ whose result never depends on the thread count.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import statistics
 from collections.abc import Iterator
 
 import torch
@@ -75,6 +88,12 @@ class ThreadTuner:
         measurement.
     remeasure_every : int, default=40
         Blocks after which the measurement restarts anyway.
+    trials : int, default=2
+        Blocks measured per candidate in each round, in mirrored order; the
+        fastest of a candidate's blocks counts.
+    decisive : float, default=1.3
+        After one block of every candidate, the round ends early when the
+        fastest is this many times faster per batch than every other.
     """
 
     def __init__(
@@ -84,15 +103,20 @@ class ThreadTuner:
         block_size: int = 32,
         slowdown: float = 1.5,
         remeasure_every: int = 40,
+        trials: int = 2,
+        decisive: float = 1.3,
     ) -> None:
+        if trials < 1:
+            raise ValueError(f"trials must be at least 1, got {trials}.")
         self.candidates = candidates
         self.block_size = block_size
         self.slowdown = slowdown
         self.remeasure_every = remeasure_every
+        self.trials, self.decisive = trials, decisive
         self.choice = candidates[0]
-        self._plan = list(candidates)  # thread counts still to measure in this round
-        self._round: dict[int, float] = {}  # seconds per batch measured in this round
-        self._expected = float("inf")  # seconds per batch of the current choice
+        self._plan = self._measuring_plan()  # thread counts still to measure in this round
+        self._round: dict[int, list[float]] = {}  # seconds per batch measured in this round
+        self._expected = math.inf  # seconds per batch of the current choice
         self._blocks_since_round = 0
 
     @classmethod
@@ -114,13 +138,29 @@ class ThreadTuner:
             return  # a short last block measures nothing reliable
         per_batch = seconds / n_batches
         if self._plan:  # measuring
-            self._round[self._plan.pop(0)] = per_batch
+            self._round.setdefault(self._plan.pop(0), []).append(per_batch)
+            if self._first_blocks_decide():
+                self._plan = []
             if not self._plan:
-                self.choice = min(self._round, key=self._round.__getitem__)
-                self._expected = self._round[self.choice]
+                self.choice = min(self._round, key=lambda threads: min(self._round[threads]))
+                # What a block of the choice normally takes: the mean of its blocks.
+                self._expected = statistics.fmean(self._round[self.choice])
                 self._blocks_since_round = 0
             return
         self._blocks_since_round += 1
         slower = per_batch > self.slowdown * self._expected
         if slower or self._blocks_since_round >= self.remeasure_every:
-            self._plan, self._round = list(self.candidates), {}
+            self._plan, self._round = self._measuring_plan(), {}
+
+    def _first_blocks_decide(self) -> bool:
+        """Whether this round's first block of every candidate already tells the fastest."""
+        blocks_done = sum(len(times) for times in self._round.values())
+        if blocks_done != len(self.candidates) or len(self._round) != len(self.candidates):
+            return False
+        fastest, *others = sorted(times[0] for times in self._round.values())
+        return all(other > self.decisive * fastest for other in others)
+
+    def _measuring_plan(self) -> list[int]:
+        """The candidates in mirrored order, ``trials`` blocks each: 1, 2, 2, 1, 1, 2, ..."""
+        forward, backward = list(self.candidates), list(reversed(self.candidates))
+        return [c for trial in range(self.trials) for c in (backward if trial % 2 else forward)]
