@@ -85,7 +85,9 @@ def _sum_log_upper_half(values: torch.Tensor) -> torch.Tensor:
     """
     flat = values.reshape(-1)
     whole = flat.numel() - flat.numel() % _PRODUCT_CHUNK
-    total = flat[:whole].view(-1, _PRODUCT_CHUNK).prod(dim=1).log().sum()
+    total = flat[:whole].view(-1, _PRODUCT_CHUNK).prod(dim=1).log_().sum()
+    if whole == flat.numel():  # no tail: four operations (a tenth of the loss) fewer
+        return total
     return total + flat[whole:].log().sum()
 
 
