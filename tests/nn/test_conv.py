@@ -159,12 +159,88 @@ def test_inference_fuses_each_convolution_with_its_relu_and_computes_the_same_bi
 def test_training_and_export_run_the_layers_one_by_one() -> None:
     model = ConvAutoencoder(ConvConfig(), generator=torch.Generator().manual_seed(0))
     x = torch.rand(4, 28, 28, generator=torch.Generator().manual_seed(1))
-    with mock.patch.object(conv_module, "_conv_relu", wraps=conv_module._conv_relu) as fused:
+    with (
+        mock.patch.object(conv_module, "_conv_relu", wraps=conv_module._conv_relu) as fused,
+        mock.patch.object(
+            conv_module,
+            "_linear_to_channels_last_maps",
+            wraps=conv_module._linear_to_channels_last_maps,
+        ) as reordered,
+    ):
         loss, _ = model.reconstruction_loss(x, x, "bce")  # gradients recorded
         loss.backward()
         torch.export.export(model.eval(), (x,))
     assert fused.call_count == 0
+    assert reordered.call_count == 0
     assert all(p.grad is not None for p in model.parameters())
+
+
+def _without_channels_last_maps() -> mock._patch:  # type: ignore[type-arg]
+    """Run the decoder's Linear, activation and Unflatten as three layers."""
+    return mock.patch.object(conv_module, "_maps_for_a_convolution", return_value=None)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ConvConfig(),
+        ConvConfig(input_shape=(3, 13, 17), latent_dim=5, channels=(8, 16, 32)),
+        ConvConfig(activation="tanh"),
+        ConvConfig(activation="elu", channels=(16,)),
+    ],
+)
+@pytest.mark.parametrize("precision", ["float32", "autocast", "bfloat16 weights"])
+def test_inference_writes_the_code_layer_into_channels_last_maps_with_the_same_bits(
+    config: ConvConfig, precision: str
+) -> None:
+    model = ConvAutoencoder(config, generator=torch.Generator().manual_seed(0))
+    if precision == "bfloat16 weights":
+        model = with_bfloat16_weights(model)
+    z = torch.randn(70, config.latent_dim, generator=torch.Generator().manual_seed(1))
+
+    def decode() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", enabled=precision != "float32"):
+            return model.decode_logits(z)
+
+    with mock.patch.object(
+        conv_module,
+        "_linear_to_channels_last_maps",
+        wraps=conv_module._linear_to_channels_last_maps,
+    ) as reordered:
+        got = decode()
+    with _without_channels_last_maps():
+        expected = decode()
+    assert torch.equal(got, expected)
+    assert reordered.call_count == 1
+    with torch.inference_mode(), torch.autocast("cpu", enabled=precision != "float32"):
+        maps = conv_module._linear_to_channels_last_maps(*reordered.call_args.args)
+    assert maps.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_reordered_code_layer_follows_changes_of_the_weights() -> None:
+    model = ConvAutoencoder(ConvConfig(), generator=torch.Generator().manual_seed(0)).eval()
+    z = torch.randn(8, 64, generator=torch.Generator().manual_seed(1))
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            got = model.decode_logits(z)
+            with _without_channels_last_maps():
+                return got, model.decode_logits(z)
+
+    first, _ = both()
+    with torch.no_grad():
+        model.decoder[0].weight.mul_(0.5)  # in place, as an optimiser step
+    got, expected = both()
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, first)
+    other = ConvAutoencoder(ConvConfig(), generator=torch.Generator().manual_seed(7))
+    model.load_state_dict(other.state_dict())
+    got, expected = both()
+    assert torch.equal(got, expected)
+    with torch.no_grad():  # a new tensor in place of the old one
+        model.decoder[0].bias = nn.Parameter(torch.full((3136,), 0.25))
+    got, expected = both()
+    assert torch.equal(got, expected)
 
 
 def test_the_fusing_layers_keep_a_sequential_state_dict() -> None:

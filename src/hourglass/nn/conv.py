@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,18 @@ from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.blocks import glorot_normal_, make_activation
 
 __all__ = ["ConvAutoencoder", "ConvConfig"]
+
+#: Activations computed value by value, whatever the memory layout of their input.
+_ELEMENT_WISE = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SELU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Identity,
+)
 
 
 def _computes_gradients(module: nn.Module, input: torch.Tensor) -> bool:
@@ -31,18 +44,81 @@ _ONEDNN_FUSES_RELU = bool(torch.backends.mkldnn.is_available()) and hasattr(  # 
 
 def _fused_relu_applies(conv: nn.Module, input: torch.Tensor) -> bool:
     """Whether ``relu(conv(input))`` may run as one oneDNN call (:class:`FusingSequential`)."""
+    return input.dim() == 4 and _fusable_conv(conv) and _fast_inference(conv, input)
+
+
+def _fusable_conv(conv: nn.Module) -> bool:
+    """Whether oneDNN can run ``conv`` with a fused ReLU (on a CPU, at inference)."""
     return (
         type(conv) in (nn.Conv2d, nn.ConvTranspose2d)  # not a subclass with its own forward
         and conv.padding_mode == "zeros"
         and not isinstance(conv.padding, str)
-        and input.device.type == "cpu"
-        and input.dim() == 4
         and _ONEDNN_FUSES_RELU
-        and not _computes_gradients(conv, input)
+    )
+
+
+def _fast_inference(module: nn.Module, input: torch.Tensor) -> bool:
+    """Whether ``module(input)`` is CPU inference that may take a faster, equivalent path."""
+    return (
+        input.device.type == "cpu"
+        and not _computes_gradients(module, input)
         and not torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
         and not torch.compiler.is_compiling()  # exports (ONNX) must see the plain layers
         and not torch.compiler.is_exporting()
     )
+
+
+#: Per Linear layer: its weight and bias with the output features in channels-last
+#: order, and the versions of the parameters they were made from.
+_channels_last_rows: weakref.WeakKeyDictionary[
+    nn.Linear, tuple[tuple[int, ...], torch.Tensor, torch.Tensor | None]
+] = weakref.WeakKeyDictionary()
+
+
+def _rows_in_channels_last_order(
+    linear: nn.Linear, maps: tuple[int, int, int]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``linear``'s weight and bias with their output features reordered channels last.
+
+    With ``maps = (c, h, w)``, output feature ``k * h * w + y * w + x`` (channel
+    ``k``, row ``y``, column ``x``) moves to ``(y * w + x) * c + k``. Computed
+    once per state of the parameters (an optimiser step or ``load_state_dict``
+    changes their version).
+    """
+    weight, bias = linear.weight, linear.bias
+    key = (
+        weight._version,
+        weight.data_ptr(),
+        -1 if bias is None else bias._version,
+        0 if bias is None else bias.data_ptr(),
+        *maps,
+    )
+    cached = _channels_last_rows.get(linear)
+    if cached is None or cached[0] != key:
+        channels, height, width = maps
+        order = torch.arange(channels * height * width, device=weight.device)
+        order = order.view(channels, height, width).permute(1, 2, 0).reshape(-1)
+        rows = weight.detach().index_select(0, order)
+        shifts = None if bias is None else bias.detach().index_select(0, order)
+        cached = (key, rows, shifts)
+        _channels_last_rows[linear] = cached
+    return cached[1], cached[2]
+
+
+def _linear_to_channels_last_maps(
+    linear: nn.Linear, activation: nn.Module, maps: tuple[int, int, int], input: torch.Tensor
+) -> torch.Tensor:
+    """``unflatten(activation(linear(input)))`` to ``maps``, laid out channels last.
+
+    The same values as the three layers: each output feature is the same dot
+    product, only stored where a channels-last map keeps it, so the transposed
+    convolution that follows reads it without the copy from the layers' row-major
+    maps (0.3-0.5 ms of a 12-15 ms block of 128 images on one core).
+    """
+    rows, shifts = _rows_in_channels_last_order(linear, maps)
+    out: torch.Tensor = activation(F.linear(input, rows, shifts))
+    channels, height, width = maps
+    return out.view(out.shape[0], height, width, channels).permute(0, 3, 1, 2)
 
 
 def _conv_relu(conv: nn.Conv2d | nn.ConvTranspose2d, input: torch.Tensor) -> torch.Tensor:
@@ -96,6 +172,11 @@ class FusingSequential(nn.Sequential):
         i = 0
         while i < len(layers):
             layer = layers[i]
+            maps = _maps_for_a_convolution(layers[i : i + 4], input)
+            if maps is not None:  # Linear, activation, Unflatten, convolution
+                input = _linear_to_channels_last_maps(layer, layers[i + 1], maps, input)  # type: ignore[arg-type]
+                i += 3
+                continue
             flatten = i + 1 < len(layers) and isinstance(layers[i + 1], nn.Flatten)
             after = i + 2 if flatten else i + 1  # where the ReLU would be
             relu = layers[after] if after < len(layers) else None
@@ -108,6 +189,31 @@ class FusingSequential(nn.Sequential):
             input = layer(input)
             i += 1
         return input
+
+
+def _maps_for_a_convolution(
+    layers: list[nn.Module], input: torch.Tensor
+) -> tuple[int, int, int] | None:
+    """The map shape where ``layers`` are Linear, activation, Unflatten, convolution.
+
+    At CPU inference only; ``None`` otherwise (the layers then run one by one).
+    """
+    if len(layers) < 4:
+        return None
+    linear, activation, unflatten, conv = layers
+    if not (
+        type(linear) is nn.Linear
+        and isinstance(activation, _ELEMENT_WISE)
+        and isinstance(unflatten, nn.Unflatten)
+        and unflatten.dim == 1
+        and len(unflatten.unflattened_size) == 3
+        and input.dim() == 2
+        and isinstance(conv, nn.Conv2d | nn.ConvTranspose2d)  # reads channels last best
+        and _fast_inference(linear, input)
+    ):
+        return None
+    channels, height, width = (int(size) for size in unflatten.unflattened_size)
+    return channels, height, width
 
 
 class FewChannelConvTranspose2d(nn.ConvTranspose2d):
@@ -325,6 +431,8 @@ class ConvAutoencoder(ReconstructionModule):
         channels, height, width = self.config.image_shape
         images = x.reshape(x.shape[0], channels, height, width)
         padded_h, padded_w = self.config.padded_size
+        if (padded_h, padded_w) == (height, width):
+            return images  # F.pad would copy them
         return F.pad(images, (0, padded_w - width, 0, padded_h - height))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
