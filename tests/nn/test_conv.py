@@ -130,6 +130,12 @@ def _layer_by_layer() -> mock._patch:  # type: ignore[type-arg]
     return mock.patch.object(conv_module, "_ONEDNN_FUSES_RELU", False)
 
 
+def _model_in(precision: str, config: ConvConfig) -> nn.Module:
+    """A seeded model; with bfloat16 weights for ``precision="bfloat16 weights"``."""
+    model = ConvAutoencoder(config, generator=torch.Generator().manual_seed(0))
+    return with_bfloat16_weights(model) if precision == "bfloat16 weights" else model
+
+
 @pytest.mark.parametrize(
     "config",
     [ConvConfig(), ConvConfig(input_shape=(3, 13, 17), latent_dim=5, channels=(8, 16, 32))],
@@ -138,9 +144,7 @@ def _layer_by_layer() -> mock._patch:  # type: ignore[type-arg]
 def test_inference_fuses_each_convolution_with_its_relu_and_computes_the_same_bits(
     config: ConvConfig, precision: str
 ) -> None:
-    model = ConvAutoencoder(config, generator=torch.Generator().manual_seed(0))
-    if precision == "bfloat16 weights":
-        model = with_bfloat16_weights(model)
+    model = _model_in(precision, config)
     x = torch.rand(6, *config.input_shape, generator=torch.Generator().manual_seed(1))
 
     def run() -> torch.Tensor:
@@ -193,9 +197,7 @@ def _without_channels_last_maps() -> mock._patch:  # type: ignore[type-arg]
 def test_inference_writes_the_code_layer_into_channels_last_maps_with_the_same_bits(
     config: ConvConfig, precision: str
 ) -> None:
-    model = ConvAutoencoder(config, generator=torch.Generator().manual_seed(0))
-    if precision == "bfloat16 weights":
-        model = with_bfloat16_weights(model)
+    model = _model_in(precision, config)
     z = torch.randn(70, config.latent_dim, generator=torch.Generator().manual_seed(1))
 
     def decode() -> torch.Tensor:
