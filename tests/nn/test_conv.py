@@ -243,6 +243,9 @@ def test_the_reordered_code_layer_follows_changes_of_the_weights() -> None:
         model.decoder[0].bias = nn.Parameter(torch.full((3136,), 0.25))
     got, expected = both()
     assert torch.equal(got, expected)
+    model.decoder[0].weight.data.mul_(2.0)  # through .data, which autograd does not track
+    got, expected = both()
+    assert torch.equal(got, expected)
 
 
 def test_the_fusing_layers_keep_a_sequential_state_dict() -> None:
