@@ -43,16 +43,13 @@ _ONEDNN_FUSES_RELU = bool(torch.backends.mkldnn.is_available()) and hasattr(  # 
 
 def _fused_relu_applies(conv: nn.Module, input: torch.Tensor) -> bool:
     """Whether ``relu(conv(input))`` may run as one oneDNN call (:class:`FusingSequential`)."""
-    return input.dim() == 4 and _fusable_conv(conv) and _fast_inference(conv, input)
-
-
-def _fusable_conv(conv: nn.Module) -> bool:
-    """Whether oneDNN can run ``conv`` with a fused ReLU (on a CPU, at inference)."""
     return (
         type(conv) in (nn.Conv2d, nn.ConvTranspose2d)  # not a subclass with its own forward
         and conv.padding_mode == "zeros"
         and not isinstance(conv.padding, str)
+        and input.dim() == 4
         and _ONEDNN_FUSES_RELU
+        and _fast_inference(conv, input)
     )
 
 
