@@ -9,19 +9,23 @@ Fashion-MNIST-sized epoch of random data, at three levels:
 - ``fused step``: hourglass's hand-written step
   (:func:`hourglass.nn.fused.loss_and_gradients`), which adds the loss and the mean
   absolute error that training reports;
-- ``+ adam``: and the optimiser's update (:class:`hourglass.training.FusedAdamW`).
+- ``+ adam``: and the optimiser's update (:class:`hourglass.training.FusedAdamW`);
+- ``compiled + adam``: the same with hourglass's compiled step (:mod:`hourglass.nn.native`,
+  built first if it can be; the same bits, less time between the operations).
 
 It prints each level's epoch time and images/s. hourglass's own epoch
 (``benchmarks/training_speed.py``) adds the batch sampling and the loop. Goal of
 issue 18: 5x Keras's training rate, about 104,000 images/s (0.62 ms a step) on the
 machine the docs were measured on.
 
-Run: ``python benchmarks/dense_step_floor.py [--rounds 3]``.
+Run: ``python benchmarks/dense_step_floor.py [--rounds 3] [--threads 1]``. Levels alternate
+within each round, so that they see the same load on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +34,8 @@ import torch
 from torch import nn
 
 from hourglass._subnormals import flushing_subnormals
+from hourglass.exceptions import NativeBuildError
+from hourglass.nn import native
 from hourglass.nn.fused import gradient_buffer, loss_and_gradients
 from hourglass.training import FusedAdamW
 
@@ -39,8 +45,9 @@ ROWS, FEATURES, CODE, BATCH = 60_000, 784, 64, 64
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     data = torch.rand(ROWS, FEATURES)
     layers = [nn.Linear(FEATURES, CODE), nn.Linear(CODE, FEATURES)]
@@ -74,15 +81,24 @@ def main() -> None:
         "fused step": fused_step,
         "+ adam": fused_step_and_adam,
     }
+    try:
+        native.build()
+        levels["compiled + adam"] = fused_step_and_adam
+    except NativeBuildError as error:
+        print(f"(no compiled level: {error})")
     order = torch.randperm(ROWS)
     times: dict[str, list[float]] = {name: [] for name in levels}
     for _ in range(args.rounds):
         for name, step in levels.items():
+            os.environ[native.ENABLE_VARIABLE] = "1" if name.startswith("compiled") else "0"
             start = time.perf_counter()
             for first in range(0, ROWS - BATCH + 1, BATCH):
                 step(data.index_select(0, order[first : first + BATCH]))
             times[name].append(time.perf_counter() - start)
-    print(f"dense 784-64-784 training step, batch {BATCH}, one thread; medians of {args.rounds}")
+    print(
+        f"dense 784-64-784 training step, batch {BATCH}, {args.threads} thread(s); "
+        f"medians of {args.rounds}"
+    )
     for name, values in times.items():
         epoch = statistics.median(values)
         print(

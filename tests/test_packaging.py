@@ -33,6 +33,7 @@ from hourglass import Autoencoder
 print(hourglass.__file__)
 print(importlib.metadata.version("hourglass-ae"))
 print(importlib.resources.files("hourglass.report") / "templates" / "report.html.j2")
+print(importlib.resources.files("hourglass.nn") / "csrc" / "fused_dense.cpp")
 X = np.random.default_rng(0).random((64, 8)).astype(np.float32)
 model = Autoencoder(latent_dim=2, epochs=1, verbose=0, random_state=0).fit(X)
 print(model.transform(X).shape)
@@ -100,11 +101,13 @@ def test_the_installed_command_reports_its_version(fresh_env: Path) -> None:
 @pytest.mark.slow
 def test_the_installed_package_fits_a_model(fresh_env: Path) -> None:
     output = _run(_program(fresh_env, "python"), "-c", FIT)
-    location, version, template, shape = output.strip().splitlines()[-4:]
+    location, version, template, source, shape = output.strip().splitlines()[-5:]
 
     env = fresh_env.resolve()
     assert Path(location).resolve().is_relative_to(env)  # the wheel's copy, not this checkout's
     assert version == hourglass.__version__
     assert Path(template).resolve().is_relative_to(env)  # the template ships in the wheel
     assert Path(template).is_file()
+    assert Path(source).resolve().is_relative_to(env)  # so is the compiled step's source
+    assert Path(source).is_file()
     assert shape == "(64, 2)"

@@ -14,7 +14,9 @@ The tree::
     │   └── ModelVersionError           or written by a newer hourglass
     ├── DatasetError(OSError)           a data set could not be found, read or downloaded
     │   └── ChecksumError               a downloaded file does not match its SHA-256
-    └── TrainingError(RuntimeError)     training failed (e.g. the loss became NaN)
+    ├── TrainingError(RuntimeError)     training failed (e.g. the loss became NaN)
+    └── NativeBuildError(RuntimeError)  the optional compiled training step could not be
+                                        built (no compiler or ninja)
 
 Invalid *parameters* (``Autoencoder(latent_dim=0)``) raise scikit-learn's
 ``InvalidParameterError``, a :class:`ValueError`, from ``fit``, as every
@@ -41,6 +43,7 @@ __all__ = [
     "InvalidParameterError",
     "ModelFileError",
     "ModelVersionError",
+    "NativeBuildError",
     "NotFittedError",
     "TrainingError",
     "UnsupportedByFamilyError",
@@ -88,3 +91,7 @@ class ChecksumError(DatasetError):
 
 class TrainingError(HourglassError, RuntimeError):
     """Training could not produce a usable model (for example, the loss diverged)."""
+
+
+class NativeBuildError(HourglassError, RuntimeError):
+    """The compiled training step could not be built (hourglass trains without it)."""

@@ -29,6 +29,7 @@ from hourglass.cli import (
     encode,
     export,
     maps,
+    native,
     neighbors,
     report,
     score,
@@ -39,7 +40,20 @@ from hourglass.exceptions import HourglassError
 
 __all__ = ["build_parser", "main"]
 
-_VERBS = (train, score, encode, cluster, neighbors, maps, report, denoise, export, serve, demo)
+_VERBS = (
+    train,
+    score,
+    encode,
+    cluster,
+    neighbors,
+    maps,
+    report,
+    denoise,
+    export,
+    serve,
+    demo,
+    native,
+)
 
 
 class _Parser(argparse.ArgumentParser):
