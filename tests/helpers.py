@@ -8,6 +8,17 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, settings
 
+from hourglass.nn.fused import FUSED_ACTIVATIONS
+
+#: Every (hidden activation, output activation, loss) the fused dense step supports.
+FUSED_CASES = [
+    (activation, output, loss)
+    for activation in FUSED_ACTIVATIONS
+    for output in ("sigmoid", "linear")
+    for loss in ("bce", "mse", "mae")
+    if not (loss == "bce" and output == "linear")
+]
+
 
 def bar_images(n: int, seed: int, shape: tuple[int, ...] = (12, 12)) -> np.ndarray:
     """uint8 images of one random horizontal or vertical bar: simple structure to learn.

@@ -5,17 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import FUSED_CASES
 from hourglass.nn import DenseAutoencoder, DenseConfig
-from hourglass.nn.fused import FUSED_ACTIVATIONS, _sum_log_upper_half
+from hourglass.nn.fused import _sum_log_upper_half
 from hourglass.training import FusedAdamW
 
-CASES = [
-    (activation, output, loss)
-    for activation in FUSED_ACTIVATIONS
-    for output in ("sigmoid", "linear")
-    for loss in ("bce", "mse", "mae")
-    if not (loss == "bce" and output == "linear")
-]
+CASES = FUSED_CASES
 
 
 def _model(activation: str, output: str) -> DenseAutoencoder:

@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import FUSED_CASES
 from hourglass import Autoencoder
 from hourglass.exceptions import NativeBuildError
 from hourglass.nn import DenseAutoencoder, DenseConfig, native
-from hourglass.nn.fused import FUSED_ACTIVATIONS
 from native_build import compiled_step_dir  # noqa: F401  (a fixture)
 
-CASES = [
-    (activation, output, loss)
-    for activation in FUSED_ACTIVATIONS
-    for output in ("sigmoid", "linear")
-    for loss in ("bce", "mse", "mae")
-    if not (loss == "bce" and output == "linear")
-]
+CASES = FUSED_CASES
 
 
 def _step(
