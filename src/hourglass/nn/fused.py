@@ -16,7 +16,9 @@ Supported: any stack of ``Linear`` layers with the same hidden activation
 linear output; the ``bce``, ``mse`` and ``mae`` losses.
 
 Where :mod:`hourglass.nn.native` has been built, the step runs as compiled code: the
-same operations in the same order, so the same bits, with less time between them.
+same operations in the same order, so the same bits, with less time between them. A
+change to the operations here must be made in ``csrc/fused_dense.cpp`` too;
+``tests/nn/test_native.py`` compares the two bit for bit.
 """
 
 from __future__ import annotations
