@@ -6,7 +6,7 @@ interpreter and the Python bindings around them take about a fifth of the step.
 :func:`hourglass.nn.fused.loss_and_gradients`, in the same order with the same
 arguments, from C++: **the same bits** (tested), in less time. On a 2-core CPU the
 reference 784→64→784 model's step with its update took 0.73 instead of 0.85–0.88 ms, and
-whole epochs ran 1.12× faster (:ref:`bench-training-speed`).
+whole epochs ran 1.07–1.12× faster (:ref:`bench-training-speed`).
 
 Building needs a C++ compiler and ninja (``pip install ninja``); it takes about half a
 minute, once per PyTorch version::
