@@ -14,9 +14,9 @@ Fashion-MNIST-sized epoch of random data, at three levels:
   built first if it can be; the same bits, less time between the operations).
 
 It prints each level's epoch time and images/s. hourglass's own epoch
-(``benchmarks/training_speed.py``) adds the batch sampling and the loop. Goal of
-issue 18: 5x Keras's training rate, about 104,000 images/s (0.62 ms a step) on the
-machine the docs were measured on.
+(``benchmarks/training_speed.py``) adds the batch sampling and the loop. That
+benchmark's target, 5x Keras's training rate, was about 104,000 images/s (0.62 ms a step)
+on the machine the docs were measured on.
 
 Run: ``python benchmarks/dense_step_floor.py [--rounds 3] [--threads 1]``. Levels alternate
 within each round, so that they see the same load on a shared machine.
