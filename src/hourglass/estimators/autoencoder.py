@@ -110,10 +110,11 @@ class Autoencoder(BaseAutoencoder):
         Compute matrix products and convolutions in bfloat16 (``torch.autocast``)
         during fit and inference, keeping weights, gradients and the optimiser's
         state in float32: on a CPU with AVX512-BF16 or AMX, the convolutional
-        model trains about 1.5x and predicts about 2x as fast. Small dense
-        models do not gain: they train faster in float32, where a hand-written
-        step replaces autograd (the 784-64-784 reference model: 85,000 against
-        66,000 images/s with bfloat16), and predict as fast. Results then
+        model trains 1.1-1.4x and predicts 1.3-1.8x as fast over whole epochs
+        and ``reconstruct`` calls on two cores. Small dense models do not gain:
+        they train faster in float32, where a hand-written step replaces autograd
+        (the 784-64-784 reference model: 85,000 against 66,000 images/s with
+        bfloat16), and predict as fast. Results then
         differ from float32 ones by rounding (validation losses within 0.0004 on
         Fashion-MNIST over 3 seeds; see the benchmarks page) and depend on the
         hardware. Where the device does not compute in bfloat16 natively,
