@@ -10,8 +10,6 @@ from hourglass.nn import DenseAutoencoder, DenseConfig
 from hourglass.nn.fused import _sum_log_upper_half
 from hourglass.training import FusedAdamW
 
-CASES = FUSED_CASES
-
 
 def _model(activation: str, output: str) -> DenseAutoencoder:
     config = DenseConfig(
@@ -24,7 +22,7 @@ def _model(activation: str, output: str) -> DenseAutoencoder:
     return DenseAutoencoder(config, generator=torch.Generator().manual_seed(1)).double()
 
 
-@pytest.mark.parametrize(("activation", "output", "loss"), CASES)
+@pytest.mark.parametrize(("activation", "output", "loss"), FUSED_CASES)
 def test_fused_gradients_equal_autograd(activation: str, output: str, loss: str) -> None:
     model = _model(activation, output)
     x = torch.rand(6, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))

@@ -14,8 +14,6 @@ from hourglass.exceptions import NativeBuildError
 from hourglass.nn import DenseAutoencoder, DenseConfig, native
 from native_build import compiled_step_dir  # noqa: F401  (a fixture)
 
-CASES = FUSED_CASES
-
 
 def _step(
     monkeypatch: pytest.MonkeyPatch,
@@ -43,7 +41,7 @@ def _step(
     return [value, mae, *(p.grad for p in model.parameters())]
 
 
-@pytest.mark.parametrize(("activation", "output", "loss"), CASES)
+@pytest.mark.parametrize(("activation", "output", "loss"), FUSED_CASES)
 @pytest.mark.parametrize("shape", [(6, 20), (8, 16)], ids=["with-tail", "no-tail"])
 @pytest.mark.usefixtures("compiled_step_dir")
 def test_compiled_step_gives_the_python_steps_bits(
