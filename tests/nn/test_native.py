@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch.utils import cpp_extension
 
 from helpers import FUSED_CASES
 from hourglass import Autoencoder
@@ -115,3 +117,25 @@ def test_building_without_a_compiler_says_what_to_install(
     with pytest.raises(NativeBuildError, match=r"C\+\+ compiler.*g\+\+ or clang\+\+"):
         native.build()
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.usefixtures("compiled_step_dir")
+def test_a_library_that_cannot_be_loaded_is_built_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    good = native.library_path()
+    monkeypatch.setenv(native.DIRECTORY_VARIABLE, str(tmp_path))
+    broken = native.library_path()
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a shared library")  # an interrupted build, say
+    assert native.module() is None
+    loads = []
+
+    def load(**kwargs: object) -> None:  # torch's build, standing in: the good library
+        loads.append(kwargs["build_directory"])
+        shutil.copyfile(good, broken)
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    assert native.build() == broken
+    assert loads == [str(broken.parent)]
+    assert native.module() is not None

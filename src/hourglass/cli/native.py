@@ -33,9 +33,11 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build, or report where the compiled step is and whether training uses it."""
     if args.action == "build":
-        built = native.library_path().exists()
-        path = native.build(verbose=args.verbose)
-        print(f"{'Already built' if built else 'Built'}: {path}")
+        before = native.library_path()
+        stamp = before.stat().st_mtime_ns if before.exists() else None
+        path = native.build(verbose=args.verbose)  # rebuilds a library that cannot be loaded
+        unchanged = stamp is not None and path.stat().st_mtime_ns == stamp
+        print(f"{'Already built' if unchanged else 'Built'}: {path}")
         if os.environ.get(native.ENABLE_VARIABLE) == "0":
             print(f"Not in use while {native.ENABLE_VARIABLE}=0.")
         return 0

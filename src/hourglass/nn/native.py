@@ -77,7 +77,8 @@ def library_path() -> Path:
 def build(*, verbose: bool = False) -> Path:
     """Compile the training step for this PyTorch and Python; return the library's path.
 
-    Does nothing when it is built already. About half a minute on two cores.
+    Does nothing when it is built already; a library that cannot be loaded (an
+    interrupted build, say) is built again. About half a minute on two cores.
 
     Parameters
     ----------
@@ -96,7 +97,9 @@ def build(*, verbose: bool = False) -> Path:
     """
     target = library_path()
     if target.exists():
-        return target
+        if _import(target) is not None:
+            return target
+        target.unlink()  # cannot be loaded: build it again
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise NativeBuildError(
@@ -153,12 +156,12 @@ def module() -> ModuleType | None:
 
 
 def _import(path: Path) -> ModuleType | None:
-    """Import the library at ``path``; None where it cannot be loaded (it is rebuilt then)."""
+    """Import the library at ``path``; None where it cannot be loaded (``build`` rebuilds it)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
         return None
-    loaded = importlib.util.module_from_spec(spec)
     try:
+        loaded = importlib.util.module_from_spec(spec)  # an extension is loaded here already
         spec.loader.exec_module(loaded)
     except ImportError:
         return None
