@@ -1,7 +1,7 @@
-"""Whole epochs with and without hourglass's compiled training step, in alternating pairs.
+"""Whole epochs with and without hourglass's compiled training loop, in alternating pairs.
 
 Fits the dense reference model (784 -> 64 -> 784, batch 64, one epoch on the 60,000
-Fashion-MNIST training images, default threads) ``--pairs`` times with the compiled step
+Fashion-MNIST training images, default threads) ``--pairs`` times with the compiled loop
 (:mod:`hourglass.nn.native`, built first) and as many times without it
 (``HOURGLASS_NATIVE=0``), alternating which goes first, in one process, so that both see
 the same load on a shared machine. Prints each pair's training images/s, the medians and
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--data-dir", default=os.environ.get("HOURGLASS_DATA"))
     args = parser.parse_args()
-    print(f"compiled step: {native.build()}")
+    print(f"compiled loop: {native.build()}")
     images, _ = load_fashion_mnist("train", data_dir=args.data_dir)
     images = np.asarray(images)
     rates: dict[bool, list[float]] = {True: [], False: []}

@@ -8,7 +8,7 @@ Both sides train the same autoencoder (binary cross-entropy, Adam 1e-3, batch si
 and a Linear layer back up (ReLU), two 4x4 stride-2 transposed convolutions, a sigmoid output
 (the Keras twin is in ``keras_reference.py``). ``--mixed-precision`` trains and predicts
 hourglass's side with ``mixed_precision=True`` (bfloat16 where the CPU has it natively).
-hourglass's compiled training step (:mod:`hourglass.nn.native`, the same results) is built
+hourglass's compiled training loop (:mod:`hourglass.nn.native`, the same results) is built
 before the first round, outside the timings, as ``hourglass native build`` would;
 ``--no-native`` trains without it.
 
@@ -387,7 +387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-native",
         action="store_true",
-        help="train hourglass without its compiled training step (built otherwise)",
+        help="train hourglass without its compiled training loop (built otherwise)",
     )
     parser.add_argument(
         "--out",
@@ -430,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         from hourglass.nn import native
 
         try:
-            print(f"hourglass's compiled training step: {native.build()}", flush=True)
+            print(f"hourglass's compiled training loop: {native.build()}", flush=True)
         except NativeBuildError as error:
-            print(f"hourglass trains without its compiled step: {error}", flush=True)
+            print(f"hourglass trains without its compiled loop: {error}", flush=True)
 
     print(
         f"Training-speed benchmark, arch={args.arch}"

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hourglass import Autoencoder
+from hourglass._subnormals import flushing_subnormals
 from hourglass.exceptions import TrainingError
 from hourglass.training import History, TrainingConfig, evaluate, train
 
@@ -398,3 +399,98 @@ def test_with_mixed_precision_runs_the_objective_under_bfloat16_autocast() -> No
     with_mixed_precision(objective, torch.device("cpu"))(nn.Linear(3, 1), torch.ones(2, 3), None)
     assert seen == [torch.bfloat16]
     assert not torch.is_autocast_enabled("cpu")
+
+
+class _StepByStep:
+    """A :class:`CompiledBatches` in Python: the loop's own steps, recorded by call."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.calls: list[tuple[int, int, bool]] = []  # first, count, shuffled
+
+    def __call__(
+        self,
+        inputs: torch.Tensor,
+        order: torch.Tensor | None,
+        batch_size: int,
+        first: int,
+        count: int,
+        optimizer: Any,
+    ) -> dict[str, torch.Tensor]:
+        self.calls.append((first, count, order is not None))
+        values = []
+        for b in range(first, first + count):
+            rows = slice(b * batch_size, (b + 1) * batch_size)
+            x = inputs[rows] if order is None else inputs.index_select(0, order[rows])
+            batch = _mse_objective(self.module, x, x)
+            optimizer.zero_grad(set_to_none=True)
+            batch["loss"].backward()
+            with flushing_subnormals():
+                optimizer.step()
+            values.append({key: value.detach() for key, value in batch.items()})
+        return {key: torch.stack([v[key] for v in values]) for key in values[0]}
+
+
+def _square(seed: int = 0) -> nn.Linear:
+    layer = nn.Linear(3, 3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed)))
+        layer.bias.zero_()
+    return layer
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_compiled_batches_replace_the_steps_a_block_at_a_time(shuffle: bool) -> None:
+    inputs = torch.randn(32 * 70 + 5, 3, generator=torch.Generator().manual_seed(1))
+    config = _config(epochs=2, learning_rate=0.01, shuffle=shuffle)
+    plain = _square()
+    expected = _train(plain, _mse_objective, inputs, config=config)
+    module = _square()
+    compiled = _StepByStep(module)
+    history = _train(module, _mse_objective, inputs, config=config, compiled_batches=compiled)
+    # Blocks of 32 batches, the thread tuner's (or as many without it); the short last
+    # batch alone, as the loop runs it with a fixed thread count.
+    blocks = [(0, 32), (32, 32), (64, 6), (70, 1)]
+    assert compiled.calls == [(first, count, shuffle) for first, count in blocks * 2]
+    assert _state_equal(module.state_dict(), plain.state_dict())
+    assert history.metrics["loss"] == expected.metrics["loss"]
+    assert history.metrics["mae"] == expected.metrics["mae"]
+
+
+def test_compiled_batches_are_left_out_where_they_cannot_compute_the_steps() -> None:
+    inputs = torch.randn(100, 3, generator=torch.Generator().manual_seed(1))
+    config = _config(epochs=1)
+    for kwargs in (
+        {"targets": inputs.flip(1)},  # targets other than the inputs
+        {"corrupt_inputs": lambda x: x * 0.5},  # denoising
+        {"validation": (inputs, inputs)},  # (validation alone does not stop it)
+    ):
+        module = _square()
+        compiled = _StepByStep(module)
+        _train(module, _mse_objective, inputs, config=config, compiled_batches=compiled, **kwargs)
+        assert bool(compiled.calls) == ("validation" in kwargs), kwargs
+    module = _square()
+    compiled = _StepByStep(module)
+    source = _ListSource(inputs)  # not in memory as one tensor
+    _train(module, _mse_objective, source, config=config, compiled_batches=compiled)
+    assert compiled.calls == []
+
+
+class _ListSource:
+    """A :class:`BatchSource` that is not a TensorSource (a stream, say)."""
+
+    def __init__(self, inputs: torch.Tensor) -> None:
+        self.inputs = inputs
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def epoch(
+        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
+    ) -> Iterator[tuple[torch.Tensor, None]]:
+        for start in range(0, self.n_samples, batch_size):
+            yield self.inputs[start : start + batch_size], None
+
+    def head(self, n: int) -> tuple[torch.Tensor, None]:
+        return self.inputs[:n], None

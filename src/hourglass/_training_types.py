@@ -13,7 +13,9 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-__all__ = ["Batch", "BatchSource", "Objective"]
+from hourglass.nn.native import AdamWState
+
+__all__ = ["Batch", "BatchSource", "CompiledBatches", "Objective"]
 
 #: ``objective(module, inputs, targets) -> {"loss": scalar, other metrics...}``,
 #: every value a scalar tensor averaged over the batch. If ``"loss"`` does not
@@ -50,4 +52,30 @@ class BatchSource(Protocol):
 
     def head(self, n: int) -> Batch:
         """The first ``n`` samples (fewer if there are fewer), for a trial step."""
+        ...
+
+
+class CompiledBatches(Protocol):
+    """Several consecutive training batches of an epoch in one call (a compiled loop).
+
+    ``compiled(inputs, order, batch_size, first, count, optimizer)`` trains on
+    batches ``first`` to ``first + count - 1`` of an epoch over the in-memory
+    ``inputs``: batch ``b`` holds the rows ``order[b * batch_size:(b + 1) *
+    batch_size]`` (the rows in turn when ``order`` is None), prepared as the
+    loop's ``prepare_batch`` would and its own target; each is followed by
+    ``optimizer``'s update. It must compute exactly what the loop's own steps
+    would, and return the objective's values of every batch, each of shape
+    ``(count,)``.
+    """
+
+    def __call__(
+        self,
+        inputs: torch.Tensor,
+        order: torch.Tensor | None,
+        batch_size: int,
+        first: int,
+        count: int,
+        optimizer: AdamWState,
+    ) -> dict[str, torch.Tensor]:
+        """Train on the batches; return their objective values."""
         ...

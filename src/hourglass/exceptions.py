@@ -15,7 +15,7 @@ The tree::
     ├── DatasetError(OSError)           a data set could not be found, read or downloaded
     │   └── ChecksumError               a downloaded file does not match its SHA-256
     ├── TrainingError(RuntimeError)     training failed (e.g. the loss became NaN)
-    └── NativeBuildError(RuntimeError)  the optional compiled training step could not be
+    └── NativeBuildError(RuntimeError)  the optional compiled training loop could not be
                                         built (no compiler or ninja)
 
 Invalid *parameters* (``Autoencoder(latent_dim=0)``) raise scikit-learn's
@@ -94,4 +94,4 @@ class TrainingError(HourglassError, RuntimeError):
 
 
 class NativeBuildError(HourglassError, RuntimeError):
-    """The compiled training step could not be built (hourglass trains without it)."""
+    """The compiled training loop could not be built (hourglass trains without it)."""

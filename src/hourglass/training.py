@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from hourglass import distributed
 from hourglass._subnormals import flushing_subnormals
-from hourglass._training_types import Batch, BatchSource, Objective
+from hourglass._training_types import Batch, BatchSource, CompiledBatches, Objective
 from hourglass.checkpoint import Checkpoint, TrainingState, load_state, save_state
 from hourglass.exceptions import TrainingError
 from hourglass.sliced_gradients import SlicedGradients
@@ -36,6 +36,7 @@ from hourglass.threads import ThreadTuner, num_threads
 
 __all__ = [
     "BatchSource",
+    "CompiledBatches",
     "FusedAdamW",
     "History",
     "Objective",
@@ -109,6 +110,9 @@ class FusedAdamW:
     about 60 µs of Python bookkeeping, and the first step does not import
     ``torch._dynamo`` (about a second). For the small models trained here that
     overhead is a tenth of a training step.
+
+    The compiled training loop (:mod:`hourglass.nn.native`) makes the same update
+    from C++; a change to :meth:`step` must be made there too.
     """
 
     def __init__(
@@ -364,14 +368,18 @@ class TensorSource:
         targets = None if self.targets is None else self.targets.to(device)
         return TensorSource(self.inputs.to(device), targets)
 
+    def order(self, *, shuffle: bool, generator: torch.Generator | None) -> torch.Tensor | None:
+        """An epoch's order of the samples: a random permutation if ``shuffle``, else None."""
+        if not shuffle:
+            return None
+        return torch.randperm(self.n_samples, generator=generator).to(self.inputs.device)
+
     def epoch(
         self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None
     ) -> Iterator[Batch]:
         """Consecutive batches, of a random permutation of the samples if ``shuffle``."""
         n = self.n_samples
-        order = torch.randperm(n, generator=generator) if shuffle else None
-        if order is not None:
-            order = order.to(self.inputs.device)
+        order = self.order(shuffle=shuffle, generator=generator)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             if order is None:
@@ -551,10 +559,15 @@ def _choose_threads(
 def _batch_weighted_sums(
     records: list[dict[str, torch.Tensor]], batch_sizes: list[int]
 ) -> dict[str, torch.Tensor]:
-    """Per-sample sums of per-batch means."""
+    """Per-sample sums of per-batch means.
+
+    Each record holds the means of one batch (scalars) or of several (vectors);
+    ``batch_sizes`` has one size per batch.
+    """
     sizes = torch.tensor(batch_sizes, dtype=torch.float64)
     return {
-        key: torch.stack([r[key] for r in records]).double().cpu() @ sizes for key in records[0]
+        key: torch.cat([r[key].reshape(-1) for r in records]).double().cpu() @ sizes
+        for key in records[0]
     }
 
 
@@ -709,6 +722,7 @@ class _Run:
     generator: torch.Generator | None  # the shuffling order's
     parallel: distributed.DataParallel | None  # None in a single process
     slices: SlicedGradients | None  # None: the whole batch at once
+    compiled_batches: CompiledBatches | None = None  # see _compiled_loop
 
 
 def _run_epochs(
@@ -796,6 +810,11 @@ def _set_up_threads(
     return tuner
 
 
+#: Batches the compiled loop trains in one call where no tuner sets the blocks: few
+#: enough that the progress bar moves, many enough that the call's overhead is small.
+_UNTUNED_BLOCK = 32
+
+
 class _TunedBlocks:
     """Drives a :class:`ThreadTuner` through an epoch (a fixed thread count without one).
 
@@ -832,9 +851,17 @@ class _TunedBlocks:
             # reproducible.
             torch.set_num_threads(self.tuner.candidates[0])
 
-    def after_batch(self) -> None:
-        """Call after every batch; ends the block, and starts the next, after the last of it."""
-        self.n_batches += 1
+    def batches_left(self) -> int:
+        """Batches until the block ends (with a tuner; otherwise a block of the same size)."""
+        size = _UNTUNED_BLOCK if self.tuner is None else self.tuner.block_size
+        return max(1, size - self.n_batches % size)
+
+    def after_batch(self, count: int = 1) -> None:
+        """Call after every batch (or ``count`` batches, at most :meth:`batches_left`).
+
+        Ends the block, and starts the next, after the last of it.
+        """
+        self.n_batches += count
         if self.tuner is not None and self.n_batches == self.tuner.block_size:
             now = time.perf_counter()
             self.tuner.end_block(now - self.started, self.n_batches)
@@ -866,12 +893,16 @@ def _train_epoch(
     blocks = _TunedBlocks(
         tuner, run.config.batch_size, sliced=run.slices is not None, workers=threads
     )
-    for x_raw, y_raw, count, total in _epoch_shares(run, source):
-        blocks.before_batch(int(x_raw.shape[0]))
-        batch_sizes.append(count)
-        records.append(_step(run, x_raw, y_raw, count, total, blocks.workers))
-        progress.update(1)
-        blocks.after_batch()
+    compiled = _compiled_loop(run, source)
+    if compiled is not None:
+        _train_compiled_epoch(run, compiled, blocks, progress, records, batch_sizes)
+    else:
+        for x_raw, y_raw, count, total in _epoch_shares(run, source):
+            blocks.before_batch(int(x_raw.shape[0]))
+            batch_sizes.append(count)
+            records.append(_step(run, x_raw, y_raw, count, total, blocks.workers))
+            progress.update(1)
+            blocks.after_batch()
     if run.parallel is None:
         values = _batch_weighted_means(records, batch_sizes)
     else:  # over all processes' samples, so that every process records the same
@@ -880,6 +911,58 @@ def _train_epoch(
     values["epoch_time"] = time.perf_counter() - started
     _check_finite(values, epoch)
     return values
+
+
+def _compiled_loop(run: _Run, source: BatchSource) -> tuple[CompiledBatches, TensorSource] | None:
+    """The run's compiled batches and in-memory source, where they can replace the loop's steps.
+
+    They can where the batches come straight from memory with themselves as targets,
+    are neither corrupted nor sliced nor shared between processes, and are updated
+    by a :class:`FusedAdamW` in float32 on the CPU: what the compiled loop computes.
+    """
+    if not (
+        run.compiled_batches is not None
+        and isinstance(source, TensorSource)
+        and source.targets is None
+        and run.corrupt_inputs is None
+        and run.parallel is None
+        and run.slices is None
+        and isinstance(run.optimizer, FusedAdamW)
+        and run.device.type == "cpu"
+        and not run.config.mixed_precision
+    ):
+        return None
+    return run.compiled_batches, source
+
+
+def _train_compiled_epoch(
+    run: _Run,
+    compiled: tuple[CompiledBatches, TensorSource],
+    blocks: _TunedBlocks,
+    progress: Any,
+    records: list[dict[str, torch.Tensor]],
+    batch_sizes: list[int],
+) -> None:
+    """One epoch through the compiled loop, a block of batches a call.
+
+    The same batches, thread counts and updates as the loop's own steps; the
+    objective's values and the batches' sizes are appended to ``records`` and
+    ``batch_sizes``.
+    """
+    train_batches, source = compiled
+    size, n = run.config.batch_size, source.n_samples
+    order = source.order(shuffle=run.config.shuffle, generator=run.generator)
+    n_batches, full_batches = math.ceil(n / size), n // size
+    first = 0
+    while first < n_batches:
+        rows = min(size, n - first * size)
+        blocks.before_batch(rows)
+        count = 1 if rows < size else min(blocks.batches_left(), full_batches - first)
+        records.append(train_batches(source.inputs, order, size, first, count, run.optimizer))
+        batch_sizes += [min(size, n - b * size) for b in range(first, first + count)]
+        progress.update(count)
+        blocks.after_batch(count)
+        first += count
 
 
 def _epoch_shares(run: _Run, source: BatchSource) -> Iterator[distributed.ShardedBatch]:
@@ -1020,6 +1103,7 @@ def train(
     corrupt_inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
     random_generators: dict[str, torch.Generator] | None = None,
     checkpoint: Checkpoint | None = None,
+    compiled_batches: CompiledBatches | None = None,
 ) -> History:
     """Train ``module`` in place by minimising ``objective(module, x, y)["loss"]``.
 
@@ -1060,6 +1144,9 @@ def train(
         Save the whole training state atomically after every epoch, and with
         ``checkpoint.resume`` continue from a saved one; a resumed run ends
         with the weights of an uninterrupted one.
+    compiled_batches : CompiledBatches, optional
+        Trains whole blocks of batches in place of the loop's steps, where it can
+        (in-memory data, no ``corrupt_inputs``, a :class:`FusedAdamW`, one process).
 
     Returns
     -------
@@ -1084,8 +1171,7 @@ def train(
     ``config.batch_size`` the global batch; the history (training and validation
     values averaged over all processes) and early stopping agree everywhere, and
     only rank 0 writes checkpoints. Objectives must leave the gradients to
-    autograd there (no fused step), and the CPU thread count is the machine's
-    cores shared out between its processes.
+    autograd there (no fused step); the processes share the CPU's cores.
     """
     device = device or next(module.parameters()).device
     if config.mixed_precision:
@@ -1095,11 +1181,8 @@ def train(
         validation = _as_source(*validation)
     optimizer = _make_optimizer(module, config)
     history = History()
-    stopping = _EarlyStopping(
-        monitor="val_loss" if validation is not None else "loss",
-        min_delta=config.min_delta,
-        patience=config.patience,
-    )
+    monitor = "val_loss" if validation is not None else "loss"
+    stopping = _EarlyStopping(monitor, min_delta=config.min_delta, patience=config.patience)
     generators = dict(random_generators or {})
     if generator is not None:
         generators["shuffle"] = generator
@@ -1118,6 +1201,7 @@ def train(
         generator=generator,
         parallel=parallel,
         slices=_sliced_gradients(module, objective, config, device, parallel),
+        compiled_batches=compiled_batches,
     )
     _run_epochs(run, source, validation, first_epoch, history, stopping, generators, checkpoint)
     if stopping.best_state is not None:

@@ -41,5 +41,5 @@ def test_build_without_a_compiler_is_a_one_line_error(
     monkeypatch.setenv("CXX", "no-such-compiler-here")
     assert main(["native", "build"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("hourglass native: error: Building the compiled training step needs")
+    assert err.startswith("hourglass native: error: Building the compiled training loop needs")
     assert err.count("\n") == 1

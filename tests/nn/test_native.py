@@ -12,8 +12,11 @@ from torch.utils import cpp_extension
 
 from helpers import FUSED_CASES
 from hourglass import Autoencoder
+from hourglass._subnormals import flushing_subnormals
+from hourglass.estimators._input import to_unit_float
 from hourglass.exceptions import NativeBuildError
 from hourglass.nn import DenseAutoencoder, DenseConfig, native
+from hourglass.training import FusedAdamW
 from native_build import compiled_step_dir  # noqa: F401  (a fixture)
 
 
@@ -60,36 +63,108 @@ def test_compiled_step_gives_the_python_steps_bits(
         assert torch.equal(got, want)
 
 
-def _fit(monkeypatch: pytest.MonkeyPatch, compiled: bool) -> dict[str, torch.Tensor]:
-    monkeypatch.setenv(native.ENABLE_VARIABLE, "1" if compiled else "0")
-    X = np.random.default_rng(0).random((300, 20), dtype=np.float32)
-    model = Autoencoder(
-        arch="dense", latent_dim=4, epochs=2, batch_size=32, random_state=0, num_threads=1
-    )
-    model.fit(X)
-    return model.module_.state_dict()
+def _trained_by_steps(
+    model: DenseAutoencoder,
+    inputs: torch.Tensor,
+    order: torch.Tensor | None,
+    batch_size: int,
+    loss: str,
+) -> tuple[FusedAdamW, list[torch.Tensor]]:
+    """The training loop's steps over every batch of ``inputs``, in Python."""
+    optimizer = FusedAdamW(list(model.parameters()), lr=0.01, weight_decay=0.1)
+    values = []
+    for start in range(0, inputs.shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        batch = inputs[rows] if order is None else inputs.index_select(0, order[rows])
+        x = to_unit_float(batch)
+        values += model.loss_and_gradients(x, x, loss)
+        with flushing_subnormals():
+            optimizer.step()
+    return optimizer, values
 
 
+@pytest.mark.parametrize(("activation", "output", "loss"), FUSED_CASES)
+@pytest.mark.parametrize("uint8", [True, False], ids=["uint8", "float32"])
 @pytest.mark.usefixtures("compiled_step_dir")
-def test_fit_trains_the_same_weights_through_the_compiled_step(
-    monkeypatch: pytest.MonkeyPatch,
+def test_compiled_batches_give_the_training_loops_bits(
+    monkeypatch: pytest.MonkeyPatch, activation: str, output: str, loss: str, uint8: bool
+) -> None:
+    generator = torch.Generator().manual_seed(3)
+    inputs = torch.randint(0, 256, (8 * 5 + 3, 4, 5), dtype=torch.uint8, generator=generator)
+    if not uint8:
+        inputs = inputs.float() / 64 - 2 if output == "linear" else inputs.float() / 255
+    order = torch.randperm(inputs.shape[0], generator=generator) if uint8 else None
+    config = DenseConfig(
+        input_shape=(4, 5), latent_dim=3, hidden_dims=(7,), activation=activation,
+        output_activation=output,
+    )  # fmt: skip
+    monkeypatch.setenv(native.ENABLE_VARIABLE, "0")  # the Python step
+    by_steps = DenseAutoencoder(config, generator=torch.Generator().manual_seed(1))
+    stepped, values = _trained_by_steps(by_steps, inputs, order, 8, loss)
+    monkeypatch.delenv(native.ENABLE_VARIABLE)
+    compiled = DenseAutoencoder(config, generator=torch.Generator().manual_seed(1))
+    assert compiled.has_compiled_batches
+    optimizer = FusedAdamW(list(compiled.parameters()), lr=0.01, weight_decay=0.1)
+    got = [
+        compiled.train_batches(inputs, order, 8, first, count, optimizer, loss=loss, scale=255.0)
+        for first, count in ((0, 2), (2, 3), (5, 1))  # the last batch has 3 rows
+    ]
+    assert torch.equal(torch.cat([g["loss"] for g in got]), torch.stack(values[0::2]))
+    assert torch.equal(torch.cat([g["mae"] for g in got]), torch.stack(values[1::2]))
+    state, expected = optimizer.state_tensors(), stepped.state_tensors()
+    assert all(torch.equal(state[name], expected[name]) for name in expected)
+    for got_parameter, want in zip(compiled.parameters(), by_steps.parameters(), strict=True):
+        assert torch.equal(got_parameter, want)
+
+
+def _fit(
+    monkeypatch: pytest.MonkeyPatch, compiled: bool, X: np.ndarray, **params: object
+) -> Autoencoder:
+    monkeypatch.setenv(native.ENABLE_VARIABLE, "1" if compiled else "0")
+    settings: dict[str, object] = {"latent_dim": 4, "epochs": 2, "batch_size": 32}
+    model = Autoencoder(arch="dense", random_state=0, **{**settings, **params})
+    return model.fit(X, validation_data=X[:50])
+
+
+_IMAGES = np.random.default_rng(0).integers(0, 256, (300, 6, 5), dtype=np.uint8)
+_TABLE = np.random.default_rng(0).normal(size=(300, 20)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("X", "params"),
+    [
+        (_IMAGES, {"num_threads": None}),  # uint8, thread counts chosen while it trains
+        (_TABLE, {"num_threads": 1, "shuffle": False}),  # float32, a linear output
+        (_IMAGES, {"num_threads": 1, "early_stopping": True, "patience": 1, "epochs": 4}),
+    ],
+    ids=["images", "table", "early-stopping"],
+)
+@pytest.mark.usefixtures("compiled_step_dir")
+def test_fit_trains_the_same_weights_through_the_compiled_loop(
+    monkeypatch: pytest.MonkeyPatch, X: np.ndarray, params: dict[str, object]
 ) -> None:
     built = native.module()
     calls = []
 
     class Counting:
-        def loss_and_gradients(self, *args: object) -> object:
-            calls.append(1)
+        def train_batches(self, *args: object) -> object:
+            calls.append(args[4])  # the number of batches
+            return built.train_batches(*args)  # type: ignore[union-attr]
+
+        def loss_and_gradients(self, *args: object) -> object:  # the thread count's check
             return built.loss_and_gradients(*args)  # type: ignore[union-attr]
 
     monkeypatch.setattr(native, "module", Counting)
-    compiled = _fit(monkeypatch, True)
-    assert len(calls) == 2 * 10  # 2 epochs of 10 batches of up to 32 rows
+    compiled = _fit(monkeypatch, True, X, **params)
+    assert sum(calls) == compiled.n_epochs_ * 10  # 10 batches of up to 32 rows an epoch
     monkeypatch.undo()
-    python = _fit(monkeypatch, False)
-    assert compiled.keys() == python.keys()
-    for name in python:
-        assert torch.equal(compiled[name], python[name]), name
+    python = _fit(monkeypatch, False, X, **params)
+    assert compiled.history_ == {**python.history_, "epoch_time": compiled.history_["epoch_time"]}
+    want = python.module_.state_dict()
+    got = compiled.module_.state_dict()
+    assert got.keys() == want.keys()
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
 
 
 @pytest.mark.usefixtures("compiled_step_dir")

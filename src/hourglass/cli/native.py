@@ -1,4 +1,4 @@
-"""``hourglass native build|status``: the optional compiled training step."""
+"""``hourglass native build|status``: the optional compiled training loop."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ def add_parser(subparsers: Any) -> None:
     """Register the ``native`` verb."""
     parser = subparsers.add_parser(
         "native",
-        help="build the compiled training step (dense models train about 1.1x faster)",
+        help="build the compiled training loop (dense models train about 1.4x faster)",
         description=(
-            "Dense models train faster with a compiled training step: the same operations "
+            "Dense models train faster with a compiled training loop: the same operations "
             "and the same results, with less time between them. 'build' compiles it once "
             "for this PyTorch and Python (about half a minute; needs a C++ compiler and "
             "ninja: pip install ninja) into $HOURGLASS_NATIVE_DIR (default "
@@ -31,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build, or report where the compiled step is and whether training uses it."""
+    """Build, or report where the compiled loop is and whether training uses it."""
     if args.action == "build":
         before = native.library_path()
         stamp = before.stat().st_mtime_ns if before.exists() else None

@@ -222,6 +222,7 @@ def _train_module(
             checkpoint=None
             if checkpoint_dir is None or fingerprint is None
             else Checkpoint(checkpoint_dir, fingerprint=fingerprint, resume=resume),
+            compiled_batches=family.compiled_batches(estimator, module),
         )
     estimator.module_ = module
     _record_history(estimator, history)

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from hourglass import distributed
 from hourglass.data.stream import Stream
-from hourglass.estimators._input import PreparedInput, is_text, prepare_input
+from hourglass.estimators._input import UINT8_SCALE, PreparedInput, is_text, prepare_input
 from hourglass.estimators._streaming import StreamInput, scan_stream
 from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.families._family import Family
@@ -29,6 +29,7 @@ from hourglass.scoring import ERROR_METRICS, per_sample_error
 if TYPE_CHECKING:
     from hourglass.estimators._base import BaseAutoencoder
     from hourglass.nn import ReconstructionModule
+    from hourglass.training import CompiledBatches
 
 __all__ = ["ArrayFamily", "clip_to_training_range", "input_corruption"]
 
@@ -152,6 +153,19 @@ class ArrayFamily(Family):
         else:
             loss, mae = module.reconstruction_loss(x, target, estimator.loss_)
         return {"loss": loss, "mae": mae}
+
+    def compiled_batches(
+        self, estimator: BaseAutoencoder, module: ReconstructionModule
+    ) -> CompiledBatches | None:
+        # Where objective() takes the fused step, in one process; batches are scaled as
+        # estimators' to_unit_float does.
+        if (
+            isinstance(module, InvariantAutoencoder)
+            or not module.has_compiled_batches
+            or distributed.world_size() != 1
+        ):
+            return None
+        return functools.partial(module.train_batches, loss=estimator.loss_, scale=UINT8_SCALE)
 
     def scores(
         self, estimator: BaseAutoencoder, values: NDArray[Any], metric: str

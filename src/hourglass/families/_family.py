@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hourglass.estimators._input import PreparedInput
     from hourglass.estimators._streaming import StreamInput
     from hourglass.nn import ReconstructionModule
+    from hourglass.training import CompiledBatches
 
 __all__ = ["INPUT_KINDS", "ClusteringRecipe", "Family", "unsupported"]
 
@@ -196,6 +197,16 @@ class Family:
     ) -> dict[str, torch.Tensor]:
         """The training loss (and metrics) of a batch; without gradients, validation."""
         raise NotImplementedError
+
+    def compiled_batches(
+        self, estimator: BaseAutoencoder, module: ReconstructionModule
+    ) -> CompiledBatches | None:
+        """A compiled loop that trains like :meth:`objective`'s steps, or None (the default).
+
+        The training loop uses it in place of its own steps where it can (see
+        :func:`hourglass.training.train`).
+        """
+        return None
 
     def after_fit(self, estimator: BaseAutoencoder, rows: NDArray[Any] | None) -> None:
         """Fit statistics of the trained model on (a sample of) the training rows."""

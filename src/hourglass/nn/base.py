@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from hourglass.nn.fused import output_loss_and_gradient, reconstruction_loss_reference
+from hourglass.nn.native import AdamWState
 
 __all__ = ["ReconstructionModule"]
 
@@ -78,3 +79,23 @@ class ReconstructionModule(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and MAE, with the parameters' gradients written into ``.grad``."""
         raise NotImplementedError(f"{type(self).__name__} has no fused training step.")
+
+    @property
+    def has_compiled_batches(self) -> bool:
+        """Whether :meth:`train_batches` is available (the compiled training loop)."""
+        return False
+
+    def train_batches(
+        self,
+        inputs: torch.Tensor,
+        order: torch.Tensor | None,
+        batch_size: int,
+        first: int,
+        count: int,
+        optimizer: AdamWState,
+        *,
+        loss: str,
+        scale: float,
+    ) -> dict[str, torch.Tensor]:
+        """Train on ``count`` batches of an epoch in one compiled call (see subclasses)."""
+        raise NotImplementedError(f"{type(self).__name__} has no compiled training loop.")

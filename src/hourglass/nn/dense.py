@@ -9,9 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hourglass._subnormals import subnormals_flushed
+from hourglass.nn import native
 from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.blocks import glorot_normal_, make_activation
-from hourglass.nn.fused import FUSED_ACTIVATIONS, loss_and_gradients
+from hourglass.nn.fused import FUSED_ACTIVATIONS, gradient_buffer, loss_and_gradients
+from hourglass.nn.native import AdamWState
 
 __all__ = ["DenseAutoencoder", "DenseConfig"]
 
@@ -122,6 +125,73 @@ class DenseAutoencoder(ReconstructionModule):
             output_activation=self.config.output_activation,
             loss=loss,
         )
+
+    @property
+    def has_compiled_batches(self) -> bool:
+        """Whether :meth:`train_batches` can be used: a fused step, and the compiled loop built."""
+        return self.has_fused_gradients and native.module() is not None
+
+    def train_batches(
+        self,
+        inputs: torch.Tensor,
+        order: torch.Tensor | None,
+        batch_size: int,
+        first: int,
+        count: int,
+        optimizer: AdamWState,
+        *,
+        loss: str,
+        scale: float,
+    ) -> dict[str, torch.Tensor]:
+        """Train on batches ``first`` to ``first + count - 1`` of an epoch in one compiled call.
+
+        Batch ``b`` holds the rows ``order[b * batch_size:(b + 1) * batch_size]`` of
+        ``inputs`` (the rows in turn without ``order``), uint8 values divided by
+        ``scale``, and is its own target. Each batch's :meth:`loss_and_gradients` is
+        followed by ``optimizer``'s update, with subnormal floats flushed to zero, as
+        :func:`hourglass.training.train`'s loop does with a
+        :class:`~hourglass.training.FusedAdamW`: the same bits, in one call instead of
+        some fifty Python calls a batch (:mod:`hourglass.nn.native`).
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            ``"loss"`` and ``"mae"`` of every batch, each of shape ``(count,)``.
+        """
+        compiled = native.module()
+        if compiled is None or not self.has_fused_gradients:
+            raise RuntimeError(
+                "The compiled training loop is not available: check has_compiled_batches "
+                "first (build it with 'hourglass native build')."
+            )
+        layers = self.linear_layers
+        losses, maes = compiled.train_batches(
+            inputs,
+            order,
+            batch_size,
+            first,
+            count,
+            scale,
+            [layer.weight for layer in layers],
+            [layer.bias for layer in layers],
+            [gradient_buffer(layer.weight) for layer in layers],
+            [gradient_buffer(layer.bias) for layer in layers],
+            optimizer.params,
+            [gradient_buffer(p) for p in optimizer.params],
+            optimizer.exp_avgs,
+            optimizer.exp_avg_sqs,
+            optimizer.steps,
+            optimizer.lr,
+            optimizer.betas[0],
+            optimizer.betas[1],
+            optimizer.weight_decay,
+            optimizer.eps,
+            not subnormals_flushed(),
+            self.config.activation,
+            self.config.output_activation,
+            loss,
+        )
+        return {"loss": losses, "mae": maes}
 
     @property
     def linear_layers(self) -> list[nn.Linear]:

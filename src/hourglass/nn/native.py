@@ -1,12 +1,14 @@
-"""hourglass's compiled training step: built once on request, then used automatically.
+"""hourglass's compiled training loop: built once on request, then used automatically.
 
 A dense model's training step is some 40 small tensor operations; on a CPU the
-interpreter and the Python bindings around them take about a fifth of the step.
+interpreter and the Python bindings around them take about a fifth of the step, and
+the training loop's bookkeeping around each batch as much again.
 ``src/hourglass/nn/csrc/fused_dense.cpp`` makes the same ATen calls as
 :func:`hourglass.nn.fused.loss_and_gradients`, in the same order with the same
-arguments, from C++: **the same bits** (tested), in less time. On a 2-core CPU the
-reference 784→64→784 model's step with its update took 0.73 instead of 0.85–0.88 ms, and
-whole epochs ran 1.07–1.12× faster (:ref:`bench-training-speed`).
+arguments, from C++; and it runs whole blocks of the training loop's batches (gathering
+each batch, the step, the AdamW update) in one call. **The same bits** (tested), in less
+time: on a 2-core CPU the reference 784→64→784 model trained about 1.4× faster
+(:ref:`bench-training-speed`).
 
 Building needs a C++ compiler and ninja (``pip install ninja``); it takes about half a
 minute, once per PyTorch version::
@@ -29,6 +31,7 @@ import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 import torch
 
@@ -37,21 +40,38 @@ from hourglass.exceptions import NativeBuildError
 __all__ = [
     "DIRECTORY_VARIABLE",
     "ENABLE_VARIABLE",
+    "AdamWState",
     "build",
     "cache_dir",
     "library_path",
     "module",
 ]
 
-#: Set to ``0`` to train without the compiled step even where it is built.
+#: Set to ``0`` to train without the compiled loop even where it is built.
 ENABLE_VARIABLE = "HOURGLASS_NATIVE"
-#: Where the compiled step is built and looked for (default ``~/.cache/hourglass/native``).
+#: Where the compiled loop is built and looked for (default ``~/.cache/hourglass/native``).
 DIRECTORY_VARIABLE = "HOURGLASS_NATIVE_DIR"
 _SOURCE = Path(__file__).with_name("csrc") / "fused_dense.cpp"
 
 
+class AdamWState(Protocol):
+    """What the compiled loop needs of an AdamW optimiser (:class:`hourglass.training.FusedAdamW`).
+
+    Its parameters, their two moments and step counts (updated in place), and its settings.
+    """
+
+    params: list[torch.Tensor]
+    exp_avgs: list[torch.Tensor]
+    exp_avg_sqs: list[torch.Tensor]
+    steps: list[torch.Tensor]
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+
+
 def cache_dir() -> Path:
-    """Where compiled steps are kept: ``$HOURGLASS_NATIVE_DIR``, or the user's cache."""
+    """Where compiled loops are kept: ``$HOURGLASS_NATIVE_DIR``, or the user's cache."""
     configured = os.environ.get(DIRECTORY_VARIABLE)
     if configured:
         return Path(configured).expanduser()
@@ -69,13 +89,13 @@ def _name() -> str:
 
 
 def library_path() -> Path:
-    """The compiled step's shared library (it exists once :func:`build` has run)."""
+    """The compiled loop's shared library (it exists once :func:`build` has run)."""
     name = _name()
     return cache_dir() / name / f"{name}.so"
 
 
 def build(*, verbose: bool = False) -> Path:
-    """Compile the training step for this PyTorch and Python; return the library's path.
+    """Compile the training loop for this PyTorch and Python; return the library's path.
 
     Does nothing when it is built already; a library that cannot be loaded (an
     interrupted build, say) is built again. About half a minute on two cores.
@@ -103,7 +123,7 @@ def build(*, verbose: bool = False) -> Path:
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         raise NativeBuildError(
-            f"Building the compiled training step needs a C++ compiler, and {compiler!r} was "
+            f"Building the compiled training loop needs a C++ compiler, and {compiler!r} was "
             "not found. Install g++ or clang++ (or set CXX to one). hourglass trains "
             "without it, only more slowly."
         )
@@ -113,7 +133,7 @@ def build(*, verbose: bool = False) -> Path:
         cpp_extension.verify_ninja_availability()
     except RuntimeError:
         raise NativeBuildError(
-            "Building the compiled training step needs ninja: pip install ninja. hourglass "
+            "Building the compiled training loop needs ninja: pip install ninja. hourglass "
             "trains without it, only more slowly."
         ) from None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +159,7 @@ _loaded: dict[tuple[str | None, str | None], ModuleType | None] = {}
 
 
 def module() -> ModuleType | None:
-    """The compiled step if it is built and not turned off (``HOURGLASS_NATIVE=0``), else None.
+    """The compiled loop if it is built and not turned off (``HOURGLASS_NATIVE=0``), else None.
 
     Looked up once per setting of the two environment variables, then cached.
     """

@@ -1,12 +1,20 @@
-// The dense training step of hourglass.nn.fused, compiled.
+// The dense training step of hourglass.nn.fused, compiled, and a loop of such steps.
 //
-// The same ATen operations, in the same order and with the same arguments, as
-// hourglass.nn.fused.loss_and_gradients: the results are the same bits. What it saves is
-// the interpreter's and the Python bindings' time around some 40 small operations a step.
+// loss_and_gradients makes the same ATen operations, in the same order and with the same
+// arguments, as hourglass.nn.fused.loss_and_gradients: the results are the same bits.
+// train_batches runs several batches of the training loop (hourglass.training) in one call:
+// each batch gathered and scaled as the loop's batch source and hourglass.estimators'
+// to_unit_float do, the step above, and the update of hourglass.training.FusedAdamW with
+// subnormals flushed as in hourglass._subnormals; again the same operations, so the same
+// bits. What they save is the interpreter's and the Python bindings' time around some 40
+// small operations a step, and the loop's around them. A change to any of those Python
+// functions must be made here too; tests/nn/test_native.py compares the two bit for bit.
 // Built on request by hourglass.nn.native; see that module.
 
 #include <torch/extension.h>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -100,10 +108,70 @@ std::vector<at::Tensor> loss_and_gradients(
   return {value, mae};
 }
 
+// One update of hourglass.training.FusedAdamW.step: the step counts, then the fused kernel.
+void adamw_update(std::vector<at::Tensor>& params, std::vector<at::Tensor>& grads,
+                  std::vector<at::Tensor>& exp_avgs, std::vector<at::Tensor>& exp_avg_sqs,
+                  std::vector<at::Tensor>& steps, double lr, double beta1, double beta2,
+                  double weight_decay, double eps) {
+  at::_foreach_add_(steps, 1);
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr, beta1, beta2,
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false,
+                    /*grad_scale=*/std::nullopt, /*found_inf=*/std::nullopt);
+}
+
+// Trains on batches first, ..., first + count - 1 of an epoch: batch b holds rows
+// [b * batch_size, (b + 1) * batch_size) of `order` (a permutation of the rows), or of the
+// inputs as they are without one. uint8 inputs are divided by `scale` as float32; float32
+// inputs are used as they are. Each batch is its own reconstruction target. The parameters
+// (`params`, whose gradients are `grads`: the layers' weight_grads and bias_grads), their
+// moments and step counts are updated in place; with flush_subnormals the update runs with
+// subnormal floats flushed to zero (where the CPU can). Returns each batch's loss and MAE.
+std::vector<at::Tensor> train_batches(
+    const at::Tensor& inputs, const std::optional<at::Tensor>& order, int64_t batch_size,
+    int64_t first, int64_t count, double scale, const std::vector<at::Tensor>& weights,
+    const std::vector<at::Tensor>& biases, const std::vector<at::Tensor>& weight_grads,
+    const std::vector<at::Tensor>& bias_grads, std::vector<at::Tensor> params,
+    std::vector<at::Tensor> grads, std::vector<at::Tensor> exp_avgs,
+    std::vector<at::Tensor> exp_avg_sqs, std::vector<at::Tensor> steps, double lr, double beta1,
+    double beta2, double weight_decay, double eps, bool flush_subnormals,
+    const std::string& activation, const std::string& output_activation,
+    const std::string& loss) {
+  TORCH_CHECK(inputs.scalar_type() == at::kByte || inputs.scalar_type() == at::kFloat,
+              "train_batches takes uint8 or float32 inputs");
+  TORCH_CHECK(batch_size > 0 && first >= 0 && count >= 0, "batch_size > 0, first, count >= 0");
+  TORCH_CHECK(params.size() == grads.size() && params.size() == exp_avgs.size() &&
+                  params.size() == exp_avg_sqs.size() && params.size() == steps.size(),
+              "one gradient, two moments and a step count per parameter");
+  const int64_t rows = order.has_value() ? order->numel() : inputs.size(0);
+  TORCH_CHECK((first + count - 1) * batch_size < rows || count == 0, "batches past the data");
+  at::NoGradGuard no_grad;
+  at::Tensor losses = at::empty({count}, at::kFloat);
+  at::Tensor maes = at::empty({count}, at::kFloat);
+  for (int64_t b = 0; b < count; ++b) {
+    const int64_t start = (first + b) * batch_size;
+    const int64_t stop = std::min(start + batch_size, rows);
+    at::Tensor batch = order.has_value() ? inputs.index_select(0, order->slice(0, start, stop))
+                                         : inputs.slice(0, start, stop);
+    if (batch.scalar_type() == at::kByte) batch = batch.to(at::kFloat).div_(scale);
+    at::Tensor x = batch.reshape({batch.size(0), -1});
+    at::Tensor target = batch.reshape({batch.size(0), -1});
+    std::vector<at::Tensor> values = loss_and_gradients(
+        x, target, weights, biases, weight_grads, bias_grads, activation, output_activation, loss);
+    losses[b].copy_(values[0]);
+    maes[b].copy_(values[1]);
+    const bool flushed = flush_subnormals && at::globalContext().setFlushDenormal(true);
+    adamw_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, weight_decay, eps);
+    if (flushed) at::globalContext().setFlushDenormal(false);
+  }
+  return {losses, maes};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "hourglass's compiled dense training step (hourglass.nn.native)";
   m.def("loss_and_gradients", &loss_and_gradients,
         "Forward pass, mean loss and MAE, and every layer's gradients written in place.");
+  m.def("train_batches", &train_batches,
+        "Several training steps with their AdamW updates; each batch's loss and MAE.");
 }
