@@ -15,7 +15,7 @@ from hourglass import Autoencoder
 from hourglass._subnormals import flushing_subnormals
 from hourglass.estimators._input import to_unit_float
 from hourglass.exceptions import NativeBuildError
-from hourglass.nn import DenseAutoencoder, DenseConfig, native
+from hourglass.nn import ConvAutoencoder, ConvConfig, DenseAutoencoder, DenseConfig, native
 from hourglass.training import FusedAdamW
 from native_build import compiled_step_dir  # noqa: F401  (a fixture)
 
@@ -103,10 +103,11 @@ def test_compiled_batches_give_the_training_loops_bits(
     stepped, values = _trained_by_steps(by_steps, inputs, order, 8, loss)
     monkeypatch.delenv(native.ENABLE_VARIABLE)
     compiled = DenseAutoencoder(config, generator=torch.Generator().manual_seed(1))
-    assert compiled.has_compiled_batches
+    train_batches = compiled.compiled_batches(loss, scale=255.0)
+    assert train_batches is not None
     optimizer = FusedAdamW(list(compiled.parameters()), lr=0.01, weight_decay=0.1)
     got = [
-        compiled.train_batches(inputs, order, 8, first, count, optimizer, loss=loss, scale=255.0)
+        train_batches(inputs, order, 8, first, count, optimizer)
         for first, count in ((0, 2), (2, 3), (5, 1))  # the last batch has 3 rows
     ]
     assert torch.equal(torch.cat([g["loss"] for g in got]), torch.stack(values[0::2]))
@@ -214,3 +215,17 @@ def test_a_library_that_cannot_be_loaded_is_built_again(
     assert native.build() == broken
     assert loads == [str(broken.parent)]
     assert native.module() is not None
+
+
+@pytest.mark.usefixtures("compiled_step_dir")
+def test_only_fused_dense_models_offer_the_compiled_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    def model(activation: str) -> DenseAutoencoder:
+        config = DenseConfig(input_shape=(6,), latent_dim=2, activation=activation)
+        return DenseAutoencoder(config, generator=torch.Generator().manual_seed(0))
+
+    assert model("relu").compiled_batches("bce", scale=255.0) is not None
+    assert model("gelu").compiled_batches("bce", scale=255.0) is None  # no fused step
+    conv = ConvAutoencoder(ConvConfig(input_shape=(8, 8), channels=(4,), latent_dim=2))
+    assert conv.compiled_batches("bce", scale=255.0) is None
+    monkeypatch.setenv(native.ENABLE_VARIABLE, "0")
+    assert model("relu").compiled_batches("bce", scale=255.0) is None

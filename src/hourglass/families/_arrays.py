@@ -159,13 +159,9 @@ class ArrayFamily(Family):
     ) -> CompiledBatches | None:
         # Where objective() takes the fused step, in one process; batches are scaled as
         # estimators' to_unit_float does.
-        if (
-            isinstance(module, InvariantAutoencoder)
-            or not module.has_compiled_batches
-            or distributed.world_size() != 1
-        ):
+        if isinstance(module, InvariantAutoencoder) or distributed.world_size() != 1:
             return None
-        return functools.partial(module.train_batches, loss=estimator.loss_, scale=UINT8_SCALE)
+        return module.compiled_batches(estimator.loss_, scale=UINT8_SCALE)
 
     def scores(
         self, estimator: BaseAutoencoder, values: NDArray[Any], metric: str

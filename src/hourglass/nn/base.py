@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from hourglass.nn.fused import output_loss_and_gradient, reconstruction_loss_reference
-from hourglass.nn.native import AdamWState
 
 __all__ = ["ReconstructionModule"]
 
@@ -80,22 +80,13 @@ class ReconstructionModule(nn.Module):
         """Loss and MAE, with the parameters' gradients written into ``.grad``."""
         raise NotImplementedError(f"{type(self).__name__} has no fused training step.")
 
-    @property
-    def has_compiled_batches(self) -> bool:
-        """Whether :meth:`train_batches` is available (the compiled training loop)."""
-        return False
+    def compiled_batches(
+        self, loss: str, *, scale: float
+    ) -> Callable[..., dict[str, torch.Tensor]] | None:
+        """A compiled loop over whole blocks of training batches, or None (the default).
 
-    def train_batches(
-        self,
-        inputs: torch.Tensor,
-        order: torch.Tensor | None,
-        batch_size: int,
-        first: int,
-        count: int,
-        optimizer: AdamWState,
-        *,
-        loss: str,
-        scale: float,
-    ) -> dict[str, torch.Tensor]:
-        """Train on ``count`` batches of an epoch in one compiled call (see subclasses)."""
-        raise NotImplementedError(f"{type(self).__name__} has no compiled training loop.")
+        Where a subclass has one, it trains as :meth:`loss_and_gradients` and the
+        training loop's update would, batch after batch, with ``loss``; uint8 inputs
+        divided by ``scale`` (see :class:`hourglass.training.CompiledBatches`).
+        """
+        return None

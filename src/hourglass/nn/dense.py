@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -126,10 +128,13 @@ class DenseAutoencoder(ReconstructionModule):
             loss=loss,
         )
 
-    @property
-    def has_compiled_batches(self) -> bool:
-        """Whether :meth:`train_batches` can be used: a fused step, and the compiled loop built."""
-        return self.has_fused_gradients and native.module() is not None
+    def compiled_batches(
+        self, loss: str, *, scale: float
+    ) -> Callable[..., dict[str, torch.Tensor]] | None:
+        """:meth:`train_batches` with ``loss`` and ``scale``, where the compiled loop is built."""
+        if not self.has_fused_gradients or native.module() is None:
+            return None
+        return functools.partial(self.train_batches, loss=loss, scale=scale)
 
     def train_batches(
         self,
@@ -161,8 +166,8 @@ class DenseAutoencoder(ReconstructionModule):
         compiled = native.module()
         if compiled is None or not self.has_fused_gradients:
             raise RuntimeError(
-                "The compiled training loop is not available: check has_compiled_batches "
-                "first (build it with 'hourglass native build')."
+                "The compiled training loop is not available: use compiled_batches(), which "
+                "says so with None (build it with 'hourglass native build')."
             )
         layers = self.linear_layers
         losses, maes = compiled.train_batches(
