@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -404,8 +404,10 @@ def test_with_mixed_precision_runs_the_objective_under_bfloat16_autocast() -> No
 class _StepByStep:
     """A :class:`CompiledBatches` in Python: the loop's own steps, recorded by call."""
 
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module
+    def __init__(
+        self, module: nn.Module, corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> None:
+        self.module, self.corrupt = module, corrupt
         self.calls: list[tuple[int, int, bool]] = []  # first, count, shuffled
 
     def __call__(
@@ -422,7 +424,8 @@ class _StepByStep:
         for b in range(first, first + count):
             rows = slice(b * batch_size, (b + 1) * batch_size)
             x = inputs[rows] if order is None else inputs.index_select(0, order[rows])
-            batch = _mse_objective(self.module, x, x)
+            seen = x if self.corrupt is None else self.corrupt(x)
+            batch = _mse_objective(self.module, seen, x)
             optimizer.zero_grad(set_to_none=True)
             batch["loss"].backward()
             with flushing_subnormals():
@@ -439,15 +442,30 @@ def _square(seed: int = 0) -> nn.Linear:
     return layer
 
 
-@pytest.mark.parametrize("shuffle", [True, False])
-def test_compiled_batches_replace_the_steps_a_block_at_a_time(shuffle: bool) -> None:
+def _noise(seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return lambda x: x + 0.1 * torch.randn(x.shape, generator=generator)
+
+
+@pytest.mark.parametrize(("shuffle", "denoising"), [(True, False), (False, False), (True, True)])
+def test_compiled_batches_replace_the_steps_a_block_at_a_time(
+    shuffle: bool, denoising: bool
+) -> None:
     inputs = torch.randn(32 * 70 + 5, 3, generator=torch.Generator().manual_seed(1))
     config = _config(epochs=2, learning_rate=0.01, shuffle=shuffle)
     plain = _square()
-    expected = _train(plain, _mse_objective, inputs, config=config)
+    corrupt = _noise(5) if denoising else None
+    expected = _train(plain, _mse_objective, inputs, config=config, corrupt_inputs=corrupt)
     module = _square()
-    compiled = _StepByStep(module)
-    history = _train(module, _mse_objective, inputs, config=config, compiled_batches=compiled)
+    compiled = _StepByStep(module, _noise(5) if denoising else None)
+    history = _train(
+        module,
+        _mse_objective,
+        inputs,
+        config=config,
+        corrupt_inputs=_noise(6) if denoising else None,  # the compiled batches corrupt
+        compiled_batches=compiled,
+    )
     # Blocks of 32 batches, the thread tuner's (or as many without it); the short last
     # batch alone, as the loop runs it with a fixed thread count.
     blocks = [(0, 32), (32, 32), (64, 6), (70, 1)]
@@ -462,7 +480,6 @@ def test_compiled_batches_are_left_out_where_they_cannot_compute_the_steps() -> 
     config = _config(epochs=1)
     for kwargs in (
         {"targets": inputs.flip(1)},  # targets other than the inputs
-        {"corrupt_inputs": lambda x: x * 0.5},  # denoising
         {"validation": (inputs, inputs)},  # (validation alone does not stop it)
     ):
         module = _square()

@@ -62,10 +62,10 @@ class CompiledBatches(Protocol):
     batches ``first`` to ``first + count - 1`` of an epoch over the in-memory
     ``inputs``: batch ``b`` holds the rows ``order[b * batch_size:(b + 1) *
     batch_size]`` (the rows in turn when ``order`` is None), prepared as the
-    loop's ``prepare_batch`` would and its own target; each is followed by
-    ``optimizer``'s update. It must compute exactly what the loop's own steps
-    would, and return the objective's values of every batch, each of shape
-    ``(count,)``.
+    loop's ``prepare_batch`` would and its own target, the inputs corrupted as
+    the loop's ``corrupt_inputs`` would; each is followed by ``optimizer``'s
+    update. It must compute exactly what the loop's own steps would, and return
+    the objective's values of every batch, each of shape ``(count,)``.
     """
 
     def __call__(

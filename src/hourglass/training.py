@@ -917,14 +917,14 @@ def _compiled_loop(run: _Run, source: BatchSource) -> tuple[CompiledBatches, Ten
     """The run's compiled batches and in-memory source, where they can replace the loop's steps.
 
     They can where the batches come straight from memory with themselves as targets,
-    are neither corrupted nor sliced nor shared between processes, and are updated
-    by a :class:`FusedAdamW` in float32 on the CPU: what the compiled loop computes.
+    are neither sliced nor shared between processes, and are updated by a
+    :class:`FusedAdamW` in float32 on the CPU: what the compiled loop computes (its
+    inputs corrupted as ``corrupt_inputs`` would).
     """
     if not (
         run.compiled_batches is not None
         and isinstance(source, TensorSource)
         and source.targets is None
-        and run.corrupt_inputs is None
         and run.parallel is None
         and run.slices is None
         and isinstance(run.optimizer, FusedAdamW)
@@ -1145,8 +1145,8 @@ def train(
         ``checkpoint.resume`` continue from a saved one; a resumed run ends
         with the weights of an uninterrupted one.
     compiled_batches : CompiledBatches, optional
-        Trains whole blocks of batches in place of the loop's steps, where it can
-        (in-memory data, no ``corrupt_inputs``, a :class:`FusedAdamW`, one process).
+        Trains whole blocks of batches in place of the loop's steps (inputs
+        corrupted alike), where it can: in-memory data, a :class:`FusedAdamW`, one process.
 
     Returns
     -------

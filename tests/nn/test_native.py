@@ -16,6 +16,7 @@ from hourglass._subnormals import flushing_subnormals
 from hourglass.estimators._input import to_unit_float
 from hourglass.exceptions import NativeBuildError
 from hourglass.nn import ConvAutoencoder, ConvConfig, DenseAutoencoder, DenseConfig, native
+from hourglass.nn.noise import NOISE_KINDS, Corruption
 from hourglass.training import FusedAdamW
 from native_build import compiled_step_dir  # noqa: F401  (a fixture)
 
@@ -69,6 +70,7 @@ def _trained_by_steps(
     order: torch.Tensor | None,
     batch_size: int,
     loss: str,
+    corruption: Corruption | None = None,
 ) -> tuple[FusedAdamW, list[torch.Tensor]]:
     """The training loop's steps over every batch of ``inputs``, in Python."""
     optimizer = FusedAdamW(list(model.parameters()), lr=0.01, weight_decay=0.1)
@@ -77,7 +79,8 @@ def _trained_by_steps(
         rows = slice(start, start + batch_size)
         batch = inputs[rows] if order is None else inputs.index_select(0, order[rows])
         x = to_unit_float(batch)
-        values += model.loss_and_gradients(x, x, loss)
+        seen = x if corruption is None else corruption(x)
+        values += model.loss_and_gradients(seen, x, loss)
         with flushing_subnormals():
             optimizer.step()
     return optimizer, values
@@ -118,6 +121,39 @@ def test_compiled_batches_give_the_training_loops_bits(
         assert torch.equal(got_parameter, want)
 
 
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+@pytest.mark.parametrize(
+    ("output", "loss"), [("sigmoid", "bce"), ("linear", "mse")], ids=["images", "values"]
+)
+@pytest.mark.usefixtures("compiled_step_dir")
+def test_compiled_batches_corrupt_as_the_training_loop_does(
+    monkeypatch: pytest.MonkeyPatch, kind: str, output: str, loss: str
+) -> None:
+    generator = torch.Generator().manual_seed(3)
+    inputs = torch.randint(0, 256, (8 * 5 + 3, 4, 5), dtype=torch.uint8, generator=generator)
+    low, high = (0.0, 1.0) if output == "sigmoid" else (0.1, 0.9)
+    order = torch.randperm(inputs.shape[0], generator=generator)
+    config = DenseConfig(input_shape=(4, 5), latent_dim=3, output_activation=output)
+
+    def corruption() -> Corruption:
+        return Corruption(kind, 0.3, torch.Generator().manual_seed(7), low, high)
+
+    monkeypatch.setenv(native.ENABLE_VARIABLE, "0")
+    by_steps = DenseAutoencoder(config, generator=torch.Generator().manual_seed(1))
+    stepped, values = _trained_by_steps(by_steps, inputs, order, 8, loss, corruption())
+    monkeypatch.delenv(native.ENABLE_VARIABLE)
+    compiled = DenseAutoencoder(config, generator=torch.Generator().manual_seed(1))
+    train_batches = compiled.compiled_batches(loss, scale=255.0, corruption=corruption())
+    assert train_batches is not None
+    optimizer = FusedAdamW(list(compiled.parameters()), lr=0.01, weight_decay=0.1)
+    got = torch.cat([train_batches(inputs, order, 8, 0, 6, optimizer)["loss"]])
+    assert torch.equal(got, torch.stack(values[0::2]))
+    for got_parameter, want in zip(compiled.parameters(), by_steps.parameters(), strict=True):
+        assert torch.equal(got_parameter, want)
+    state, expected = optimizer.state_tensors(), stepped.state_tensors()
+    assert all(torch.equal(state[name], expected[name]) for name in expected)
+
+
 def _fit(
     monkeypatch: pytest.MonkeyPatch, compiled: bool, X: np.ndarray, **params: object
 ) -> Autoencoder:
@@ -137,8 +173,10 @@ _TABLE = np.random.default_rng(0).normal(size=(300, 20)).astype(np.float32)
         (_IMAGES, {"num_threads": None}),  # uint8, thread counts chosen while it trains
         (_TABLE, {"num_threads": 1, "shuffle": False}),  # float32, a linear output
         (_IMAGES, {"num_threads": 1, "early_stopping": True, "patience": 1, "epochs": 4}),
+        (_IMAGES, {"noise": "salt_pepper", "noise_strength": 0.2}),  # denoising
+        (_TABLE, {"noise": "gaussian", "noise_strength": 0.5, "num_threads": 1}),
     ],
-    ids=["images", "table", "early-stopping"],
+    ids=["images", "table", "early-stopping", "denoising-images", "denoising-table"],
 )
 @pytest.mark.usefixtures("compiled_step_dir")
 def test_fit_trains_the_same_weights_through_the_compiled_loop(

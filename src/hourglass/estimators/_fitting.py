@@ -205,6 +205,7 @@ def _train_module(
         for name, offset in (("corruption", 2), ("sampling", 3), ("augmentation", 4))
     }
     family.attach_generators(module, random_generators)
+    corruption = family.corruption(estimator, random_generators["corruption"])
     with num_threads(estimator._threads()):
         history = train(
             module,
@@ -217,12 +218,12 @@ def _train_module(
             generator=generator,
             device=estimator.device_,
             prepare_batch=to_unit_float,
-            corrupt_inputs=family.corruption(estimator, random_generators["corruption"]),
+            corrupt_inputs=corruption,
             random_generators=random_generators,
             checkpoint=None
             if checkpoint_dir is None or fingerprint is None
             else Checkpoint(checkpoint_dir, fingerprint=fingerprint, resume=resume),
-            compiled_batches=family.compiled_batches(estimator, module),
+            compiled_batches=family.compiled_batches(estimator, module, corruption),
         )
     estimator.module_ = module
     _record_history(estimator, history)

@@ -7,7 +7,6 @@ binary cross-entropy.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -23,7 +22,7 @@ from hourglass.estimators._streaming import StreamInput, scan_stream
 from hourglass.exceptions import InvalidInputError, InvalidParameterError
 from hourglass.families._family import Family
 from hourglass.nn.invariance import InvariantAutoencoder
-from hourglass.nn.noise import NOISE_KINDS, corrupt
+from hourglass.nn.noise import NOISE_KINDS, Corruption
 from hourglass.scoring import ERROR_METRICS, per_sample_error
 
 if TYPE_CHECKING:
@@ -43,9 +42,7 @@ def clip_to_training_range(estimator: BaseAutoencoder, output: torch.Tensor) -> 
     return torch.maximum(torch.minimum(output, high), low)
 
 
-def input_corruption(
-    estimator: BaseAutoencoder, generator: torch.Generator
-) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def input_corruption(estimator: BaseAutoencoder, generator: torch.Generator) -> Corruption | None:
     """The training-time corruption of a denoising autoencoder (None without ``noise``)."""
     if estimator.noise is None:
         return None
@@ -63,14 +60,7 @@ def input_corruption(
         low, high = 0.0, 1.0
     else:
         low, high = float(estimator.data_min_.min()), float(estimator.data_max_.max())
-    return functools.partial(
-        corrupt,
-        kind=estimator.noise,
-        strength=float(estimator.noise_strength),
-        generator=generator,
-        low=low,
-        high=high,
-    )
+    return Corruption(estimator.noise, float(estimator.noise_strength), generator, low, high)
 
 
 def _range_message(estimator: BaseAutoencoder, low: float, high: float) -> str:
@@ -124,7 +114,7 @@ class ArrayFamily(Family):
 
     def corruption(
         self, estimator: BaseAutoencoder, generator: torch.Generator
-    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    ) -> Corruption | None:
         return input_corruption(estimator, generator)
 
     def attach_generators(
@@ -155,13 +145,17 @@ class ArrayFamily(Family):
         return {"loss": loss, "mae": mae}
 
     def compiled_batches(
-        self, estimator: BaseAutoencoder, module: ReconstructionModule
+        self,
+        estimator: BaseAutoencoder,
+        module: ReconstructionModule,
+        corruption: Callable[[torch.Tensor], torch.Tensor] | None,
     ) -> CompiledBatches | None:
         # Where objective() takes the fused step, in one process; batches are scaled as
-        # estimators' to_unit_float does.
+        # estimators' to_unit_float does, and corrupted as corruption() says.
         if isinstance(module, InvariantAutoencoder) or distributed.world_size() != 1:
             return None
-        return module.compiled_batches(estimator.loss_, scale=UINT8_SCALE)
+        assert corruption is None or isinstance(corruption, Corruption)  # corruption() made it
+        return module.compiled_batches(estimator.loss_, scale=UINT8_SCALE, corruption=corruption)
 
     def scores(
         self, estimator: BaseAutoencoder, values: NDArray[Any], metric: str

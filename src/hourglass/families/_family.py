@@ -199,12 +199,16 @@ class Family:
         raise NotImplementedError
 
     def compiled_batches(
-        self, estimator: BaseAutoencoder, module: ReconstructionModule
+        self,
+        estimator: BaseAutoencoder,
+        module: ReconstructionModule,
+        corruption: Callable[[torch.Tensor], torch.Tensor] | None,
     ) -> CompiledBatches | None:
         """A compiled loop that trains like :meth:`objective`'s steps, or None (the default).
 
-        The training loop uses it in place of its own steps where it can (see
-        :func:`hourglass.training.train`).
+        ``corruption`` is what :meth:`corruption` returned; the loop corrupts its
+        inputs alike. The training loop uses it in place of its own steps where it
+        can (see :func:`hourglass.training.train`).
         """
         return None
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from hourglass.nn.fused import output_loss_and_gradient, reconstruction_loss_reference
+from hourglass.nn.noise import Corruption
 
 __all__ = ["ReconstructionModule"]
 
@@ -81,12 +82,13 @@ class ReconstructionModule(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no fused training step.")
 
     def compiled_batches(
-        self, loss: str, *, scale: float
+        self, loss: str, *, scale: float, corruption: Corruption | None = None
     ) -> Callable[..., dict[str, torch.Tensor]] | None:
         """A compiled loop over whole blocks of training batches, or None (the default).
 
         Where a subclass has one, it trains as :meth:`loss_and_gradients` and the
         training loop's update would, batch after batch, with ``loss``; uint8 inputs
-        divided by ``scale`` (see :class:`hourglass.training.CompiledBatches`).
+        divided by ``scale``, then corrupted by ``corruption`` (the targets stay
+        clean); see :class:`hourglass.training.CompiledBatches`.
         """
         return None

@@ -17,6 +17,7 @@ from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.blocks import glorot_normal_, make_activation
 from hourglass.nn.fused import FUSED_ACTIVATIONS, gradient_buffer, loss_and_gradients
 from hourglass.nn.native import AdamWState
+from hourglass.nn.noise import Corruption
 
 __all__ = ["DenseAutoencoder", "DenseConfig"]
 
@@ -129,12 +130,12 @@ class DenseAutoencoder(ReconstructionModule):
         )
 
     def compiled_batches(
-        self, loss: str, *, scale: float
+        self, loss: str, *, scale: float, corruption: Corruption | None = None
     ) -> Callable[..., dict[str, torch.Tensor]] | None:
-        """:meth:`train_batches` with ``loss`` and ``scale``, where the compiled loop is built."""
+        """:meth:`train_batches` with these settings, where the compiled loop is built."""
         if not self.has_fused_gradients or native.module() is None:
             return None
-        return functools.partial(self.train_batches, loss=loss, scale=scale)
+        return functools.partial(self.train_batches, loss=loss, scale=scale, corruption=corruption)
 
     def train_batches(
         self,
@@ -147,12 +148,14 @@ class DenseAutoencoder(ReconstructionModule):
         *,
         loss: str,
         scale: float,
+        corruption: Corruption | None = None,
     ) -> dict[str, torch.Tensor]:
         """Train on batches ``first`` to ``first + count - 1`` of an epoch in one compiled call.
 
         Batch ``b`` holds the rows ``order[b * batch_size:(b + 1) * batch_size]`` of
         ``inputs`` (the rows in turn without ``order``), uint8 values divided by
-        ``scale``, and is its own target. Each batch's :meth:`loss_and_gradients` is
+        ``scale``, and is its own target; with a ``corruption`` the model sees the
+        corrupted batch, drawn from its generator. Each batch's :meth:`loss_and_gradients` is
         followed by ``optimizer``'s update, with subnormal floats flushed to zero, as
         :func:`hourglass.training.train`'s loop does with a
         :class:`~hourglass.training.FusedAdamW`: the same bits, in one call instead of
@@ -192,6 +195,7 @@ class DenseAutoencoder(ReconstructionModule):
             optimizer.weight_decay,
             optimizer.eps,
             not subnormals_flushed(),
+            *_corruption_arguments(corruption),
             self.config.activation,
             self.config.output_activation,
             loss,
@@ -203,3 +207,18 @@ class DenseAutoencoder(ReconstructionModule):
         """The Linear layers, input side first (encoder, then decoder)."""
         layers = [*self.encoder, *self.decoder]
         return [layer for layer in layers if isinstance(layer, nn.Linear)]
+
+
+def _corruption_arguments(
+    corruption: Corruption | None,
+) -> tuple[str, float, torch.Generator | None, float, float]:
+    """The compiled loop's corruption arguments: kind ("" for none), strength, generator, range."""
+    if corruption is None:
+        return "", 0.0, None, 0.0, 0.0
+    return (
+        corruption.kind,
+        corruption.strength,
+        corruption.generator,
+        corruption.low,
+        corruption.high,
+    )

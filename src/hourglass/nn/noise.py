@@ -17,9 +17,11 @@ data with a sigmoid output), so corrupted images stay valid images.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["NOISE_KINDS", "corrupt"]
+__all__ = ["NOISE_KINDS", "Corruption", "corrupt"]
 
 NOISE_KINDS: tuple[str, ...] = ("gaussian", "salt_pepper", "mask")
 
@@ -68,3 +70,32 @@ def corrupt(
     if low is not None or high is not None:
         noisy = noisy.clamp(min=low, max=high)
     return noisy
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """One corruption of a denoising autoencoder's training inputs: :func:`corrupt`'s settings.
+
+    Calling it corrupts a batch with ``generator`` (see :func:`corrupt`). The
+    compiled training loop (:mod:`hourglass.nn.native`) reads the settings and draws
+    from the same generator, with the same operations: a change to :func:`corrupt`
+    must be made in ``csrc/fused_dense.cpp`` too (``tests/nn/test_native.py`` compares
+    the two bit for bit).
+    """
+
+    kind: str
+    strength: float
+    generator: torch.Generator
+    low: float
+    high: float
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """A corrupted copy of the batch ``x``."""
+        return corrupt(
+            x,
+            self.kind,
+            self.strength,
+            generator=self.generator,
+            low=self.low,
+            high=self.high,
+        )

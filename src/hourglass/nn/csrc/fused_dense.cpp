@@ -4,7 +4,8 @@
 // arguments, as hourglass.nn.fused.loss_and_gradients: the results are the same bits.
 // train_batches runs several batches of the training loop (hourglass.training) in one call:
 // each batch gathered and scaled as the loop's batch source and hourglass.estimators'
-// to_unit_float do, the step above, and the update of hourglass.training.FusedAdamW with
+// to_unit_float do, corrupted as hourglass.nn.noise.corrupt does for a denoising model,
+// the step above, and the update of hourglass.training.FusedAdamW with
 // subnormals flushed as in hourglass._subnormals; again the same operations, so the same
 // bits. What they save is the interpreter's and the Python bindings' time around some 40
 // small operations a step, and the loop's around them. A change to any of those Python
@@ -119,10 +120,31 @@ void adamw_update(std::vector<at::Tensor>& params, std::vector<at::Tensor>& grad
                     /*grad_scale=*/std::nullopt, /*found_inf=*/std::nullopt);
 }
 
+// hourglass.nn.noise.corrupt with its range given: the same draws from `generator`, made
+// and applied with the same operations.
+at::Tensor corrupt(const at::Tensor& x, const std::string& kind, double strength,
+                   const std::optional<at::Generator>& generator, double low, double high) {
+  at::Tensor noisy;
+  if (kind == "gaussian") {
+    noisy = x + at::randn(x.sizes(), generator, x.options()) * strength;
+  } else if (kind == "salt_pepper") {
+    at::Tensor draws = at::rand(x.sizes(), generator, x.options());
+    noisy = x.clone();
+    noisy.masked_fill_(draws < strength / 2, low);  // pepper
+    noisy.masked_fill_((draws >= strength / 2).logical_and_(draws < strength), high);  // salt
+  } else if (kind == "mask") {
+    noisy = x * (at::rand(x.sizes(), generator, x.options()) >= strength);
+  } else {
+    TORCH_CHECK(false, "Unknown noise '", kind, "'.");
+  }
+  return noisy.clamp(low, high);
+}
+
 // Trains on batches first, ..., first + count - 1 of an epoch: batch b holds rows
 // [b * batch_size, (b + 1) * batch_size) of `order` (a permutation of the rows), or of the
 // inputs as they are without one. uint8 inputs are divided by `scale` as float32; float32
-// inputs are used as they are. Each batch is its own reconstruction target. The parameters
+// inputs are used as they are. Each batch is its own reconstruction target; with a `noise`
+// kind (not "") the model sees it corrupted (see corrupt above). The parameters
 // (`params`, whose gradients are `grads`: the layers' weight_grads and bias_grads), their
 // moments and step counts are updated in place; with flush_subnormals the update runs with
 // subnormal floats flushed to zero (where the CPU can). Returns each batch's loss and MAE.
@@ -134,6 +156,8 @@ std::vector<at::Tensor> train_batches(
     std::vector<at::Tensor> grads, std::vector<at::Tensor> exp_avgs,
     std::vector<at::Tensor> exp_avg_sqs, std::vector<at::Tensor> steps, double lr, double beta1,
     double beta2, double weight_decay, double eps, bool flush_subnormals,
+    const std::string& noise, double noise_strength,
+    const std::optional<at::Generator>& noise_generator, double noise_low, double noise_high,
     const std::string& activation, const std::string& output_activation,
     const std::string& loss) {
   TORCH_CHECK(inputs.scalar_type() == at::kByte || inputs.scalar_type() == at::kFloat,
@@ -154,9 +178,13 @@ std::vector<at::Tensor> train_batches(
     at::Tensor batch = order.has_value() ? inputs.index_select(0, order->slice(0, start, stop))
                                          : inputs.slice(0, start, stop);
     if (batch.scalar_type() == at::kByte) batch = batch.to(at::kFloat).div_(scale);
-    at::Tensor x = batch.reshape({batch.size(0), -1});  // its own target
+    at::Tensor target = batch.reshape({batch.size(0), -1});
+    at::Tensor x = noise.empty() ? target
+                                 : corrupt(batch, noise, noise_strength, noise_generator,
+                                           noise_low, noise_high)
+                                       .reshape({batch.size(0), -1});
     std::vector<at::Tensor> values = loss_and_gradients(
-        x, x, weights, biases, weight_grads, bias_grads, activation, output_activation, loss);
+        x, target, weights, biases, weight_grads, bias_grads, activation, output_activation, loss);
     losses.push_back(values[0]);
     maes.push_back(values[1]);
     const bool flushed = flush_subnormals && at::globalContext().setFlushDenormal(true);
