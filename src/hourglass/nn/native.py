@@ -6,9 +6,9 @@ the training loop's bookkeeping around each batch as much again.
 ``src/hourglass/nn/csrc/fused_dense.cpp`` makes the same ATen calls as
 :func:`hourglass.nn.fused.loss_and_gradients`, in the same order with the same
 arguments, from C++; and it runs whole blocks of the training loop's batches (gathering
-each batch, corrupting it for a denoising model, the step, the AdamW update) in one call. **The same bits** (tested), in less
-time: on a 2-core CPU the reference 784→64→784 model trained about 1.4× faster
-(:ref:`bench-training-speed`).
+each batch, corrupting it for a denoising model, the step, the AdamW update) in one
+call. **The same bits** (tested), in less time: on a 2-core CPU the reference
+784→64→784 model trained about 1.4× faster (:ref:`bench-training-speed`).
 
 Building needs a C++ compiler and ninja (``pip install ninja``); it takes about half a
 minute, once per PyTorch version::
