@@ -151,10 +151,14 @@ class ArrayFamily(Family):
         corruption: Callable[[torch.Tensor], torch.Tensor] | None,
     ) -> CompiledBatches | None:
         # Where objective() takes the fused step, in one process; batches are scaled as
-        # estimators' to_unit_float does, and corrupted as corruption() says.
-        if isinstance(module, InvariantAutoencoder) or distributed.world_size() != 1:
+        # estimators' to_unit_float does, and corrupted as corruption() says (any other
+        # corruption trains through the Python loop).
+        if (
+            isinstance(module, InvariantAutoencoder)
+            or distributed.world_size() != 1
+            or not (corruption is None or isinstance(corruption, Corruption))
+        ):
             return None
-        assert corruption is None or isinstance(corruption, Corruption)  # corruption() made it
         return module.compiled_batches(estimator.loss_, scale=UINT8_SCALE, corruption=corruption)
 
     def scores(
