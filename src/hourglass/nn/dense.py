@@ -15,7 +15,12 @@ from hourglass._subnormals import subnormals_flushed
 from hourglass.nn import native
 from hourglass.nn.base import ReconstructionModule
 from hourglass.nn.blocks import glorot_normal_, make_activation
-from hourglass.nn.fused import FUSED_ACTIVATIONS, gradient_buffer, loss_and_gradients
+from hourglass.nn.fused import (
+    FUSED_ACTIVATIONS,
+    compiled_layer_arguments,
+    gradient_buffer,
+    loss_and_gradients,
+)
 from hourglass.nn.native import AdamWState
 from hourglass.nn.noise import Corruption
 
@@ -172,7 +177,6 @@ class DenseAutoencoder(ReconstructionModule):
                 "The compiled training loop is not available: use compiled_batches(), which "
                 "says so with None (build it with 'hourglass native build')."
             )
-        layers = self.linear_layers
         losses, maes = compiled.train_batches(
             inputs,
             order,
@@ -180,10 +184,7 @@ class DenseAutoencoder(ReconstructionModule):
             first,
             count,
             scale,
-            [layer.weight for layer in layers],
-            [layer.bias for layer in layers],
-            [gradient_buffer(layer.weight) for layer in layers],
-            [gradient_buffer(layer.bias) for layer in layers],
+            *compiled_layer_arguments(self.linear_layers),
             optimizer.params,
             [gradient_buffer(p) for p in optimizer.params],
             optimizer.exp_avgs,

@@ -37,6 +37,7 @@ __all__ = [
     "FUSED_ACTIVATIONS",
     "activate",
     "activation_backward_",
+    "compiled_layer_arguments",
     "gradient_buffer",
     "gradients_into",
     "loss_and_gradients",
@@ -146,15 +147,7 @@ def loss_and_gradients(
     if compiled is not None and x.device.type == "cpu":
         # The same operations from C++ (hourglass.nn.native): the same bits, faster.
         value, mae = compiled.loss_and_gradients(
-            x,
-            target,
-            [layer.weight for layer in layers],
-            [layer.bias for layer in layers],
-            [gradient_buffer(layer.weight) for layer in layers],
-            [gradient_buffer(layer.bias) for layer in layers],
-            activation,
-            output_activation,
-            loss,
+            x, target, *compiled_layer_arguments(layers), activation, output_activation, loss
         )
         return value, mae
     layer_inputs = [x]  # the input of every layer: x, then each hidden activation
@@ -170,6 +163,18 @@ def loss_and_gradients(
         if i > 0:
             grad = activation_backward_(activation, grad.mm(layer.weight), layer_inputs[i])
     return value, mae
+
+
+def compiled_layer_arguments(
+    layers: Sequence[nn.Linear],
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """The layers as the compiled step takes them: weights, biases, and their gradient buffers."""
+    return (
+        [layer.weight for layer in layers],
+        [layer.bias for layer in layers],
+        [gradient_buffer(layer.weight) for layer in layers],
+        [gradient_buffer(layer.bias) for layer in layers],
+    )
 
 
 def output_loss_and_gradient(
