@@ -47,6 +47,9 @@ Protocol
   ``train img/s`` and ``fit img/s``); hourglass final val_loss <= Keras final val_loss (dense:
   no tolerance; conv: up to 0.005 above; the difference is printed); hourglass inference
   >= 3x Keras's ``predict`` (batch 1024).
+* After the goals, the medians and the rates the goals ask for are placed against the CPU's
+  peak (``hardware_bound.py``): the model's products and convolutions per image, as GFLOP/s
+  and as a share of the fastest large matrix product on every core, in float32 and bfloat16.
 * ``--out [PATH]`` writes the per-round rows and the summary: ``PATH.json``/``PATH.csv`` when
   PATH ends in ``.json``/``.csv``, otherwise both files, time-stamped, in the folder PATH
   (default ``benchmarks/results/``, which is git-ignored).
@@ -327,6 +330,36 @@ def print_summary(
     )
 
 
+def print_hardware_bound(summary: dict[str, Any], arch: str) -> dict[str, Any]:
+    """Place the medians, and the rates the goals ask for, against the CPU's peak.
+
+    See ``hardware_bound.py``; returns its figures for the results file.
+    """
+    sys.path.insert(0, str(HERE))
+    import hardware_bound
+
+    work, peak = hardware_bound.work_per_image(arch), hardware_bound.measure_peak()
+    phases: dict[str, list[tuple[str, float]]] = {"training": [], "inference": []}
+    for phase, key, goal in (
+        ("training", "train_images_per_s", TRAIN_SPEEDUP_GOAL[arch]),
+        ("inference", "inference_images_per_s", INFERENCE_SPEEDUP_GOAL),
+    ):
+        keras, hourglass = summary["keras"][key], summary["hourglass"][key]
+        if keras is not None:
+            phases[phase].append(("keras", keras))
+        if hourglass is not None:
+            phases[phase].append(("hourglass", hourglass))
+        if keras is not None:
+            phases[phase].append((f"goal: {goal:g}x keras", goal * keras))
+    hardware_bound.print_bound(arch, work, peak, phases["training"], phases["inference"])
+    return {
+        "flop_per_training_image": work.training,
+        "flop_per_inference_image": work.inference,
+        "peak_flop_per_s": {"float32": peak.float32, "bfloat16": peak.bfloat16},
+        "peak_threads": peak.threads,
+    }
+
+
 def write_results(out: str, rows: list[dict[str, Any]], payload: dict[str, Any]) -> list[Path]:
     path = Path(out)
     if path.suffix in (".json", ".csv"):
@@ -461,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     hg_rows = [r for r in rows if r["framework"] == "hourglass"]
     summary = summarise(keras_rows, hg_rows, args.arch)
     print_summary(summary, len(keras_rows), len(hg_rows), args.rounds, keras_cmd is None)
+    summary["hardware_bound"] = print_hardware_bound(summary, args.arch)
 
     if args.out:
         payload = {
