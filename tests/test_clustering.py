@@ -29,6 +29,57 @@ def test_the_embedding_keeps_groups_apart_and_is_reproducible() -> None:
     assert clustering.clustering_accuracy(truth, labels) == 1.0
 
 
+def test_the_neighbour_graph_is_exact_with_each_sample_first() -> None:
+    rng = np.random.default_rng(1)
+    points = rng.normal(size=(120, 5)).astype(np.float32)
+    points[7] = points[3]  # an exact duplicate is still listed after the sample itself
+    indices, distances = clustering.neighbour_graph(points, 6)
+    assert indices.shape == distances.shape == (120, 6)
+    assert indices.dtype == np.int32
+    assert distances.dtype == np.float32
+    np.testing.assert_array_equal(indices[:, 0], np.arange(120))
+    np.testing.assert_array_equal(distances[:, 0], 0.0)
+    assert indices[3, 1] == 7
+    assert indices[7, 1] == 3
+    assert distances[3, 1] < 1e-3
+    pairwise = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2)
+    np.fill_diagonal(pairwise, -1.0)  # the sample itself comes first
+    expected = np.sort(pairwise, axis=1)[:, :6]
+    expected[:, 0] = 0.0
+    np.testing.assert_allclose(distances, expected, atol=1e-4)
+    assert np.all(np.diff(distances[:, 1:], axis=1) >= 0)  # nearest first
+    np.testing.assert_allclose(
+        distances, np.linalg.norm(points[indices] - points[:, None, :], axis=2), atol=1e-4
+    )
+    with pytest.raises(ValueError, match="n_neighbors must be from 1 to 120"):
+        clustering.neighbour_graph(points, 121)
+
+
+def test_the_embedding_skips_umaps_approximate_search_up_to_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import umap.umap_
+
+    searched: list[int] = []
+    search = umap.umap_.nearest_neighbors
+
+    def spy(data: np.ndarray, *args: object, **kwargs: object) -> object:
+        searched.append(len(data))
+        return search(data, *args, **kwargs)
+
+    monkeypatch.setattr(umap.umap_, "nearest_neighbors", spy)
+    points, truth = _groups([60, 60, 60], seed=2)
+    exact = clustering.manifold_embedding(points, 15, random_state=0)
+    assert searched == []  # the exact graph went in: no NN-descent, no compilation
+    labels, _ = clustering.partition(exact, 3, "gmm", random_state=0)
+    assert clustering.clustering_accuracy(truth, labels) == 1.0
+    monkeypatch.setattr(clustering, "EXACT_NEIGHBORS_LIMIT", 100)
+    approximate = clustering.manifold_embedding(points, 15, random_state=0)
+    assert searched == [180]  # above the limit UMAP searches itself
+    labels, _ = clustering.partition(approximate, 3, "gmm", random_state=0)
+    assert clustering.clustering_accuracy(truth, labels) == 1.0
+
+
 @pytest.mark.parametrize("method", clustering.METHODS)
 def test_the_features_partition_replaces_an_embedding_partition_it_agrees_with(
     method: str,
