@@ -84,14 +84,6 @@ def work_per_image(arch: str) -> Work:
     return Work(training=training, inference=counter.get_total_flops() / _BATCH)
 
 
-def bfloat16_is_native() -> bool:
-    """Whether this CPU computes bfloat16 products natively (through oneDNN)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _product_rate(dtype: torch.dtype, size: int, seconds: float) -> float:
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
@@ -109,11 +101,13 @@ def _product_rate(dtype: torch.dtype, size: int, seconds: float) -> float:
 def measure_peak(threads: int | None = None, size: int = 1024, seconds: float = 1.0) -> Peak:
     """The fastest ``size``-square matrix product on ``threads`` threads (all cores by default)."""
     from hourglass.threads import available_cores, num_threads
+    from hourglass.training import bfloat16_is_native
 
     threads = available_cores() if threads is None else threads
+    native = bfloat16_is_native(torch.device("cpu"))
     with num_threads(threads):
         float32 = _product_rate(torch.float32, size, seconds)
-        bfloat16 = _product_rate(torch.bfloat16, size, seconds) if bfloat16_is_native() else None
+        bfloat16 = _product_rate(torch.bfloat16, size, seconds) if native else None
     return Peak(float32=float32, bfloat16=bfloat16, threads=threads)
 
 
